@@ -1,0 +1,24 @@
+// Instance slots as the controller sees them. A slot (agent-<n>) keeps its id across restarts, like a
+// pod keeps its name; each run of it is an incarnation with its own process or container.
+
+export type InstanceState = 'starting' | 'ready' | 'draining' | 'stopped' | 'failed';
+
+/** States that count toward the desired number of instances (failed = waiting to restart). */
+export function isLive(state: InstanceState): boolean {
+  return state === 'starting' || state === 'ready' || state === 'failed';
+}
+
+export interface SlotView {
+  id: string;
+  state: InstanceState;
+  inflight: number;
+  /** Sessions pinned to this instance by the router (0 when affinity is off). */
+  sessions: number;
+  /** For failed slots: when the backoff allows the next restart (ms since epoch). */
+  nextRestartAt?: number;
+}
+
+export function slotNumber(id: string): number {
+  const n = Number(id.slice(id.lastIndexOf('-') + 1));
+  return Number.isInteger(n) ? n : Number.NaN;
+}

@@ -1,0 +1,120 @@
+// The platform's configuration (controller, router, runtime): one table of options, read from the
+// environment and an optional JSON file (YGG_CONFIG), validated once at start-up.
+import {
+  bool,
+  configError,
+  int,
+  oneOf,
+  readConfigFile,
+  resolveOptions,
+  text,
+  type ValuesOf,
+} from './options.js';
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+
+export const PLATFORM_OPTIONS = {
+  NODE_ENV: oneOf(['development', 'production', 'staging', 'test'], 'development', 'Runtime environment.'),
+  LOG_LEVEL: oneOf(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    'info',
+    'Log level of the structured (pino) logs.',
+  ),
+  LB_PORT: int(0, 65535, 8080, 'Port of the load balancer / router (0 picks a free port).'),
+  CONTROLLER_PORT: int(0, 65535, 3000, 'Port of the controller API (0 picks a free port).'),
+  BIND_HOST: text(
+    '127.0.0.1',
+    'Address both ports listen on (0.0.0.0 inside a container).',
+    'an IP address or host name',
+    /^[\w.:-]+$/,
+  ),
+  DRIVER: oneOf(['process'], 'process', 'Runtime that runs the instances: `process` = local processes.'),
+  AGENT_COMMAND: text(
+    '',
+    'Command that starts your own agent (run by /bin/sh; gets PORT and AGENT_ID). Empty = the reference agent.',
+  ),
+  MIN_INSTANCES: int(0, 1000, 1, 'Fewest instances kept running.'),
+  MAX_INSTANCES: int(1, 1000, 10, 'Most instances ever running.'),
+  MAX_CONCURRENCY: int(1, 10000, 80, 'Most requests in flight at one instance.'),
+  HEALTH_CHECK_INTERVAL: int(
+    100,
+    HOUR,
+    30 * SECOND,
+    'Milliseconds between health checks of a ready instance.',
+  ),
+  HEALTH_CHECK_TIMEOUT_MS: int(10, MINUTE, 2 * SECOND, 'A health check slower than this fails.'),
+  HEALTH_FAILURE_THRESHOLD: int(
+    1,
+    100,
+    3,
+    'Consecutive failed health checks before an instance is replaced.',
+  ),
+  STARTUP_TIMEOUT_MS: int(
+    100,
+    HOUR,
+    30 * SECOND,
+    'An instance not healthy this long after start is replaced.',
+  ),
+  STARTUP_PROBE_INTERVAL_MS: int(
+    10,
+    MINUTE,
+    50,
+    'Milliseconds between health checks while an instance starts.',
+  ),
+  RESTART_BACKOFF_MS: int(
+    10,
+    HOUR,
+    SECOND,
+    'First delay before restarting a crashed instance (doubles per crash).',
+  ),
+  RESTART_BACKOFF_MAX_MS: int(
+    10,
+    HOUR,
+    MINUTE,
+    'Longest delay between restarts of a crash-looping instance.',
+  ),
+  DRAIN_TIMEOUT_MS: int(
+    0,
+    HOUR,
+    30 * SECOND,
+    'How long a stopping instance may finish its in-flight requests.',
+  ),
+  STOP_GRACE_MS: int(0, HOUR, 10 * SECOND, 'Time between SIGTERM and SIGKILL when an instance is stopped.'),
+  MAX_BODY_BYTES: int(1, 1024 * 1024 * 1024, 10 * 1024 * 1024, 'Largest request body accepted (413 above).'),
+  REQUEST_TIMEOUT_MS: int(
+    1,
+    HOUR,
+    5 * MINUTE,
+    'A proxied request with no complete answer after this gets 504.',
+  ),
+  STATUS_PAGE: bool(true, 'Serve the HTML status page to browsers on GET /status.'),
+} as const;
+
+export type PlatformConfig = ValuesOf<typeof PLATFORM_OPTIONS>;
+
+/** Loads and cross-checks the platform configuration; throws YGG_ERR_CONFIG on the first bad value. */
+export function loadPlatformConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  configPath: string | undefined = env.YGG_CONFIG,
+): PlatformConfig {
+  const file = configPath ? readConfigFile(configPath, PLATFORM_OPTIONS) : {};
+  const cfg = resolveOptions(PLATFORM_OPTIONS, env, file);
+  if (cfg.MIN_INSTANCES > cfg.MAX_INSTANCES) {
+    throw configError(
+      `MIN_INSTANCES=${cfg.MIN_INSTANCES} > MAX_INSTANCES=${cfg.MAX_INSTANCES}: MIN_INSTANCES must be at most MAX_INSTANCES`,
+    );
+  }
+  if (cfg.LB_PORT !== 0 && cfg.LB_PORT === cfg.CONTROLLER_PORT) {
+    throw configError(
+      `LB_PORT=${cfg.LB_PORT} = CONTROLLER_PORT=${cfg.CONTROLLER_PORT}: the two ports must differ`,
+    );
+  }
+  if (cfg.RESTART_BACKOFF_MS > cfg.RESTART_BACKOFF_MAX_MS) {
+    throw configError(
+      `RESTART_BACKOFF_MS=${cfg.RESTART_BACKOFF_MS} > RESTART_BACKOFF_MAX_MS=${cfg.RESTART_BACKOFF_MAX_MS}: the first delay must not exceed the longest`,
+    );
+  }
+  return cfg;
+}

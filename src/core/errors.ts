@@ -1,0 +1,78 @@
+// The one error catalogue: every error Yggdrasil answers or exits with has a stable code here,
+// the HTTP status it maps to, and a line of documentation (docs/errors.md is checked against it).
+
+export interface ErrorSpec {
+  /** HTTP status the error maps to (0 for errors that never reach HTTP, e.g. config errors). */
+  status: number;
+  /** What it means for the caller, one line. */
+  doc: string;
+}
+
+export const ERROR_CATALOGUE = {
+  YGG_ERR_INVALID_JSON: { status: 400, doc: 'The request body is not valid JSON.' },
+  YGG_ERR_VALIDATION: { status: 400, doc: 'A field of the request is missing, unknown or out of range.' },
+  YGG_ERR_BODY_TOO_LARGE: { status: 413, doc: 'The request body is larger than MAX_BODY_BYTES.' },
+  YGG_ERR_NOT_FOUND: { status: 404, doc: 'No such route.' },
+  YGG_ERR_METHOD_NOT_ALLOWED: { status: 405, doc: 'The route exists but not for this HTTP method.' },
+  YGG_ERR_UNKNOWN_INSTANCE: { status: 404, doc: 'No instance with this id is in the pool.' },
+  YGG_ERR_INSTANCE_NOT_READY: {
+    status: 503,
+    doc: 'The instance exists but is not ready (starting, draining, failed or stopped).',
+  },
+  YGG_ERR_NO_INSTANCES: {
+    status: 503,
+    doc: 'No instance is ready to take the request and none could be waited for.',
+  },
+  YGG_ERR_CAPACITY: {
+    status: 503,
+    doc: 'Every instance is at MAX_CONCURRENCY and the queue is full or the wait exceeded QUEUE_TIMEOUT_MS.',
+  },
+  YGG_ERR_CIRCUIT_OPEN: {
+    status: 503,
+    doc: 'Every candidate instance has its circuit breaker open after repeated failures.',
+  },
+  YGG_ERR_UPSTREAM: { status: 502, doc: 'The instance failed before sending a complete response.' },
+  YGG_ERR_TIMEOUT: { status: 504, doc: 'The instance did not answer within REQUEST_TIMEOUT_MS.' },
+  YGG_ERR_SHUTTING_DOWN: { status: 503, doc: 'Yggdrasil is stopping and takes no new requests.' },
+  YGG_ERR_AGENT_FAILURE: { status: 500, doc: 'The reference agent was asked to fail (`fail: true`).' },
+  YGG_ERR_CONFIG: { status: 0, doc: 'A configuration value is invalid; start-up stops with exit code 2.' },
+  YGG_ERR_DRIVER: { status: 0, doc: 'The runtime driver could not start, stop or inspect an instance.' },
+  YGG_ERR_INTERNAL: { status: 500, doc: 'An unexpected error inside Yggdrasil (a bug: please report it).' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown };
+}
+
+export class YggError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: unknown;
+  /** Seconds a client should wait before retrying (sent as Retry-After). */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { details?: unknown; retryAfterSeconds?: number } = {},
+  ) {
+    super(message);
+    this.name = 'YggError';
+    this.code = code;
+    this.status = ERROR_CATALOGUE[code].status;
+    this.details = opts.details;
+    this.retryAfterSeconds = opts.retryAfterSeconds;
+  }
+
+  toBody(): ErrorBody {
+    const body: ErrorBody = { error: { code: this.code, message: this.message } };
+    if (this.details !== undefined) body.error.details = this.details;
+    return body;
+  }
+}
+
+export function isYggError(err: unknown): err is YggError {
+  return err instanceof YggError;
+}

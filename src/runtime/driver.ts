@@ -1,0 +1,83 @@
+// The runtime driver interface: how the controller runs instances on a runtime, declared by the controller
+// that uses it. Two shapes, because runtimes differ in who owns replicas:
+// - InstanceDriver ("start/stop this instance"): local processes, Docker Engine. The controller owns each
+//   instance's life and names it (agent-<n>).
+// - ReplicaDriver ("set desired replicas, list endpoints"): Docker Swarm, Kubernetes. The engine owns
+//   replicas; the controller sets a count, watches endpoints appear and go, and drains through the router.
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export interface InstanceSpec {
+  /** Pool name of the instance: agent-<n>. */
+  id: string;
+  /** Extra environment for the instance (PORT and AGENT_ID are set by the driver). */
+  env?: Record<string, string>;
+}
+
+export interface InstanceHandle {
+  id: string;
+  /** Unique per run: a restarted instance keeps its id but gets a new incarnation. */
+  incarnation: string;
+  endpoint: Endpoint;
+  startedAt: number;
+  /** Runtime-specific facts shown in status (pid, container id, node). */
+  meta: Record<string, string | number>;
+}
+
+export interface ExitInfo {
+  id: string;
+  incarnation: string;
+  code: number | null;
+  signal: string | null;
+  /** Last lines the instance wrote to stderr, when the runtime has them. */
+  lastOutput: string[];
+}
+
+export interface ResourceUsage {
+  /** CPU seconds used since the instance started (user + system). */
+  cpuSeconds: number;
+  /** Resident memory in bytes. */
+  memoryBytes: number;
+  /** When this was read (ms since epoch). */
+  at: number;
+}
+
+interface DriverBase {
+  /** Short name shown in status: process, docker, swarm, kubernetes, simulated. */
+  readonly kind: string;
+  /** CPU and memory of one instance, or undefined when it is gone or the runtime cannot tell. */
+  usage(id: string): Promise<ResourceUsage | undefined>;
+  /** Stops everything this driver started and releases its resources. */
+  close(): Promise<void>;
+}
+
+export interface InstanceDriver extends DriverBase {
+  readonly mode: 'instances';
+  /** Starts one instance; resolves once the runtime has started it (not once it is healthy). */
+  start(spec: InstanceSpec): Promise<InstanceHandle>;
+  /** Graceful stop: SIGTERM (or the runtime's equivalent), `graceMs`, then a hard kill. Resolves when gone. */
+  stop(id: string, graceMs: number): Promise<void>;
+  /** Instances this driver owns that are already running (adopted after a controller restart). */
+  adopt(): Promise<InstanceHandle[]>;
+  /** Called once for every instance that exits, whether asked to or not. */
+  onExit(listener: (exit: ExitInfo) => void): void;
+}
+
+export interface ReplicaDriver extends DriverBase {
+  readonly mode: 'replicas';
+  setReplicas(count: number): Promise<void>;
+  /** The replicas the engine runs now, each with its endpoint. */
+  endpoints(): Promise<InstanceHandle[]>;
+  /** Called whenever the set of replicas may have changed. */
+  onChange(listener: () => void): void;
+}
+
+export type RuntimeDriver = InstanceDriver | ReplicaDriver;
+
+export function urlOf(endpoint: Endpoint): string {
+  const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
+  return `http://${host}:${endpoint.port}`;
+}

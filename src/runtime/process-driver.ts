@@ -1,0 +1,188 @@
+// The embedded default runtime: each instance is a local child process (the reference agent, or
+// AGENT_COMMAND run by /bin/sh). Each child gets its own process group so a stop reaches everything
+// it spawned, and the reference agent gets an IPC channel so it exits if the controller dies.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { YggError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { ExitInfo, InstanceDriver, InstanceHandle, InstanceSpec, ResourceUsage } from './driver.js';
+import { freePort } from './free-port.js';
+import { processUsage } from './proc-usage.js';
+
+export interface ProcessDriverOptions {
+  /** Shell command of the user's agent; empty runs the reference agent. */
+  command?: string;
+  /** Address the instances listen on and are reached at. */
+  host?: string;
+  /** Environment every instance inherits (defaults to this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** Forward the instances' stdout/stderr to this process's (npm start); tests turn it off. */
+  forwardOutput?: boolean;
+  logger: Logger;
+}
+
+interface Running {
+  handle: InstanceHandle;
+  child: ChildProcess;
+  exited: Promise<void>;
+  lastOutput: string[];
+}
+
+const KEEP_LINES = 20;
+
+/** Where the reference agent's entry point is, and how to run it (tsx when running from source). */
+export function referenceAgentCommand(): { file: string; args: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  const fromSource = here.endsWith('.ts');
+  const file = fileURLToPath(new URL(`../agent/main.${fromSource ? 'ts' : 'js'}`, import.meta.url));
+  return { file: process.execPath, args: [...(fromSource ? ['--import', 'tsx'] : []), file] };
+}
+
+export class ProcessDriver implements InstanceDriver {
+  readonly kind = 'process';
+  readonly mode = 'instances' as const;
+  private readonly running = new Map<string, Running>();
+  private readonly exitListeners: Array<(exit: ExitInfo) => void> = [];
+  private readonly host: string;
+  private readonly killAllOnExit = () => {
+    for (const r of this.running.values()) killGroup(r.child, 'SIGKILL');
+  };
+
+  constructor(private readonly opts: ProcessDriverOptions) {
+    this.host = opts.host ?? '127.0.0.1';
+    process.on('exit', this.killAllOnExit);
+  }
+
+  async start(spec: InstanceSpec): Promise<InstanceHandle> {
+    if (this.running.has(spec.id)) {
+      throw new YggError('YGG_ERR_DRIVER', `instance ${spec.id} is already running`);
+    }
+    const port = await freePort(this.host);
+    const incarnation = randomUUID();
+    const env = {
+      ...(this.opts.env ?? process.env),
+      ...spec.env,
+      PORT: String(port),
+      AGENT_ID: spec.id,
+      INSTANCE_ID: `${spec.id}-${incarnation.slice(0, 8)}`,
+      AGENT_HOST: this.host,
+    };
+    const forward = this.opts.forwardOutput ?? false;
+    let child: ChildProcess;
+    if (this.opts.command) {
+      child = spawn('/bin/sh', ['-c', `exec ${this.opts.command}`], {
+        env,
+        detached: true,
+        stdio: ['ignore', forward ? 'pipe' : 'ignore', 'pipe'],
+      });
+    } else {
+      const agent = referenceAgentCommand();
+      child = spawn(agent.file, agent.args, {
+        env,
+        detached: true,
+        stdio: ['ignore', forward ? 'pipe' : 'ignore', 'pipe', 'ipc'],
+      });
+    }
+    const handle: InstanceHandle = {
+      id: spec.id,
+      incarnation,
+      endpoint: { host: this.host, port },
+      startedAt: Date.now(),
+      meta: { pid: child.pid ?? -1, port },
+    };
+    const lastOutput: string[] = [];
+    let exitResolve!: () => void;
+    const exited = new Promise<void>((r) => {
+      exitResolve = r;
+    });
+    const running: Running = { handle, child, exited, lastOutput };
+    this.running.set(spec.id, running);
+
+    if (forward) child.stdout?.pipe(process.stdout, { end: false });
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      if (forward) process.stderr.write(chunk);
+      for (const line of chunk.split('\n')) {
+        if (line.trim() === '') continue;
+        lastOutput.push(line.length > 500 ? `${line.slice(0, 500)}…` : line);
+        if (lastOutput.length > KEEP_LINES) lastOutput.shift();
+      }
+    });
+    // The IPC channel is only a liveness link; never let it keep this process alive.
+    child.unref();
+    (child.channel as { unref?: () => void } | undefined)?.unref?.();
+
+    let reported = false;
+    const report = (code: number | null, signal: string | null) => {
+      if (reported) return;
+      reported = true;
+      if (this.running.get(spec.id) === running) this.running.delete(spec.id);
+      exitResolve();
+      const exit: ExitInfo = { id: spec.id, incarnation, code, signal, lastOutput: [...lastOutput] };
+      for (const l of this.exitListeners) l(exit);
+    };
+    child.once('exit', (code, signal) => report(code, signal));
+    child.once('error', (err) => {
+      lastOutput.push(`spawn error: ${err.message}`);
+      report(null, null);
+    });
+    if (child.pid === undefined) {
+      // spawn failed synchronously (e.g. ENOENT is reported through 'error' on the next tick).
+      await exited;
+      throw new YggError(
+        'YGG_ERR_DRIVER',
+        `could not start ${spec.id}: ${lastOutput.at(-1) ?? 'spawn failed'}`,
+      );
+    }
+    this.opts.logger.debug({ id: spec.id, pid: child.pid, port }, 'process started');
+    return handle;
+  }
+
+  async stop(id: string, graceMs: number): Promise<void> {
+    const r = this.running.get(id);
+    if (!r) return;
+    killGroup(r.child, 'SIGTERM');
+    const timer = setTimeout(() => killGroup(r.child, 'SIGKILL'), graceMs);
+    try {
+      await r.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+    // The group may hold children of a shell command that outlived it.
+    killGroup(r.child, 'SIGKILL');
+  }
+
+  async usage(id: string): Promise<ResourceUsage | undefined> {
+    const pid = this.running.get(id)?.child.pid;
+    return pid === undefined ? undefined : processUsage(pid);
+  }
+
+  async adopt(): Promise<InstanceHandle[]> {
+    // Child processes do not outlive their controller (IPC link, exit hook): nothing to adopt.
+    return [];
+  }
+
+  onExit(listener: (exit: ExitInfo) => void): void {
+    this.exitListeners.push(listener);
+  }
+
+  /** Pids of the instances running now (tests use it to prove nothing is orphaned). */
+  pids(): number[] {
+    return [...this.running.values()].map((r) => r.child.pid ?? -1);
+  }
+
+  async close(graceMs = 2000): Promise<void> {
+    await Promise.all([...this.running.keys()].map((id) => this.stop(id, graceMs)));
+    process.off('exit', this.killAllOnExit);
+  }
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
