@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// The `yggdrasil` command: `start` runs the whole platform; `health` and `status` ask a running one.
+import { Command } from 'commander';
+import { loadPlatformConfig, type PlatformConfig } from '../core/config.js';
+import { isYggError } from '../core/errors.js';
+import { createLogger } from '../core/logger.js';
+import { startPlatform } from '../platform.js';
+import { healthCommand, statusCommand } from './health.js';
+
+async function start(opts: { config?: string }): Promise<void> {
+  let cfg: PlatformConfig;
+  try {
+    cfg = loadPlatformConfig(process.env, opts.config ?? process.env.YGG_CONFIG);
+  } catch (err) {
+    if (isYggError(err)) {
+      process.stderr.write(`yggdrasil: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(cfg.LOG_LEVEL);
+  const platform = await startPlatform(cfg, { logger, forwardOutput: true });
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn('second signal: stopping now without draining');
+      void platform.driver.close().finally(() => process.exit(130));
+      return;
+    }
+    logger.info({ signal }, 'stopping: draining instances (press Ctrl-C again to force)');
+    platform.stop().then(
+      () => {
+        logger.info('stopped: every instance is gone');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+  const wanted = cfg.MIN_INSTANCES;
+  try {
+    await platform.controller.waitForReady(wanted, cfg.STARTUP_TIMEOUT_MS);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'the pool is not at MIN_INSTANCES yet; see /status');
+  }
+  logger.info(
+    { lbUrl: platform.lbUrl, controllerUrl: platform.controllerUrl, ready: platform.controller.readyCount() },
+    'yggdrasil is up',
+  );
+  if (cfg.LOG_LEVEL !== 'silent') {
+    process.stderr.write(
+      `\nYggdrasil is up: ${platform.controller.readyCount()} instance(s) ready\n` +
+        `  load balancer  ${platform.lbUrl}   (try: curl ${platform.lbUrl}/health)\n` +
+        `  controller     ${platform.controllerUrl}/status\n` +
+        `  Ctrl-C drains and stops every instance.\n\n`,
+    );
+  }
+}
+
+const program = new Command()
+  .name('yggdrasil')
+  .description(
+    'Run AI-agent instances behind a concurrency-aware router, Cloud Run style, on your own machine.',
+  );
+
+program
+  .command('start', { isDefault: true })
+  .description('start the controller, the router and the agent pool (configured by environment variables)')
+  .option('-c, --config <file>', 'JSON file of options (same names as the environment variables)')
+  .action(start);
+
+program
+  .command('health')
+  .description('print every instance with its health; exit 1 when the pool is unhealthy')
+  .option('-u, --url <url>', 'controller URL', process.env.CONTROLLER_URL ?? 'http://127.0.0.1:3000')
+  .option('--json', 'print JSON instead of a table')
+  .action(healthCommand);
+
+program
+  .command('status')
+  .description("print the controller's status as JSON")
+  .option('-u, --url <url>', 'controller URL', process.env.CONTROLLER_URL ?? 'http://127.0.0.1:3000')
+  .action(statusCommand);
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`yggdrasil: ${(err as Error).message}\n`);
+  process.exit(1);
+});

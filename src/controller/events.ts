@@ -1,0 +1,45 @@
+// The controller's recent events (lifecycle and scaling), kept in a bounded ring for /status and
+// pushed to subscribers (logs, metrics, the live status feed).
+
+export type EventType =
+  | 'instance_starting'
+  | 'instance_ready'
+  | 'instance_failed'
+  | 'instance_restarting'
+  | 'instance_draining'
+  | 'instance_stopped'
+  | 'scaled'
+  | 'driver_error';
+
+export interface ControllerEvent {
+  at: number;
+  type: EventType;
+  instance?: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export class EventLog {
+  private readonly items: ControllerEvent[] = [];
+  private readonly listeners: Array<(e: ControllerEvent) => void> = [];
+
+  constructor(private readonly capacity = 200) {}
+
+  push(e: ControllerEvent): void {
+    this.items.push(e);
+    if (this.items.length > this.capacity) this.items.shift();
+    for (const l of this.listeners) l(e);
+  }
+
+  recent(limit = 50): ControllerEvent[] {
+    return this.items.slice(-limit);
+  }
+
+  subscribe(listener: (e: ControllerEvent) => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i !== -1) this.listeners.splice(i, 1);
+    };
+  }
+}

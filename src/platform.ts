@@ -1,0 +1,114 @@
+// The composition root: builds the runtime driver, controller, router and both HTTP ports from one
+// validated configuration, and owns their shutdown (drain, stop every instance, close the ports).
+import type { Server } from 'node:http';
+import { createControllerServer } from './controller/api.js';
+import { Controller } from './controller/controller.js';
+import type { PlatformConfig } from './core/config.js';
+import { closeServer, listen } from './core/listen.js';
+import type { Logger } from './core/logger.js';
+import { createLbServer } from './router/lb-server.js';
+import { Router } from './router/router.js';
+import type { InstanceDriver } from './runtime/driver.js';
+import { ProcessDriver } from './runtime/process-driver.js';
+
+export interface Platform {
+  lbUrl: string;
+  controllerUrl: string;
+  controller: Controller;
+  router: Router;
+  driver: InstanceDriver;
+  /** Drains and stops everything; idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface PlatformDeps {
+  logger: Logger;
+  /** Replaces the driver chosen by DRIVER (tests, simulations). */
+  driver?: InstanceDriver;
+  /** Forward instances' output to this process's stdout/stderr (npm start does). */
+  forwardOutput?: boolean;
+}
+
+function createDriver(cfg: PlatformConfig, deps: PlatformDeps): InstanceDriver {
+  return new ProcessDriver({
+    command: cfg.AGENT_COMMAND,
+    host: '127.0.0.1',
+    logger: deps.logger,
+    forwardOutput: deps.forwardOutput ?? false,
+    env: { ...process.env, LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
+  });
+}
+
+export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Promise<Platform> {
+  const { logger } = deps;
+  const driver = deps.driver ?? createDriver(cfg, deps);
+  const controller = new Controller({
+    driver,
+    logger,
+    minInstances: cfg.MIN_INSTANCES,
+    maxInstances: cfg.MAX_INSTANCES,
+    healthCheckIntervalMs: cfg.HEALTH_CHECK_INTERVAL,
+    healthCheckTimeoutMs: cfg.HEALTH_CHECK_TIMEOUT_MS,
+    healthFailureThreshold: cfg.HEALTH_FAILURE_THRESHOLD,
+    startupTimeoutMs: cfg.STARTUP_TIMEOUT_MS,
+    startupProbeIntervalMs: cfg.STARTUP_PROBE_INTERVAL_MS,
+    restartBackoffMs: cfg.RESTART_BACKOFF_MS,
+    restartBackoffMaxMs: cfg.RESTART_BACKOFF_MAX_MS,
+    drainTimeoutMs: cfg.DRAIN_TIMEOUT_MS,
+    stopGraceMs: cfg.STOP_GRACE_MS,
+  });
+  const router = new Router({
+    maxConcurrency: cfg.MAX_CONCURRENCY,
+    maxBodyBytes: cfg.MAX_BODY_BYTES,
+    requestTimeoutMs: cfg.REQUEST_TIMEOUT_MS,
+    logger: logger.child({ part: 'router' }),
+    lookup: (id) => controller.member(id),
+  });
+  controller.onPoolChange((members) => router.upstreams.sync(members));
+  controller.setLoadSource({ inflight: (id) => router.inflight(id), sessions: () => 0 });
+
+  const status = () => ({ ...controller.status(), maxConcurrency: cfg.MAX_CONCURRENCY });
+  const lb: Server = createLbServer({
+    router,
+    logger,
+    status,
+    health: () => {
+      const ready = controller.readyCount();
+      const ok = ready > 0 || cfg.MIN_INSTANCES === 0;
+      return {
+        ok,
+        body: {
+          status: ok ? 'ok' : 'unavailable',
+          readyInstances: ready,
+          desiredInstances: controller.desiredInstances,
+        },
+      };
+    },
+  });
+  const api: Server = createControllerServer({ logger, status, registry: controller.metrics.registry });
+  const lbPort = await listen(lb, cfg.LB_PORT, cfg.BIND_HOST);
+  const controllerPort = await listen(api, cfg.CONTROLLER_PORT, cfg.BIND_HOST).catch(async (err) => {
+    await closeServer(lb);
+    throw err;
+  });
+  await controller.start();
+
+  const host = cfg.BIND_HOST === '0.0.0.0' ? '127.0.0.1' : cfg.BIND_HOST;
+  let stopped: Promise<void> | undefined;
+  return {
+    lbUrl: `http://${host}:${lbPort}`,
+    controllerUrl: `http://${host}:${controllerPort}`,
+    controller,
+    router,
+    driver,
+    stop() {
+      stopped ??= (async () => {
+        const lbClosed = closeServer(lb);
+        await controller.stop();
+        await router.close();
+        await Promise.all([lbClosed, closeServer(api)]);
+      })();
+      return stopped;
+    },
+  };
+}
