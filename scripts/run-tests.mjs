@@ -28,6 +28,12 @@ if (selected.length === 0) {
   console.error(`no test files for "${which}"${filter ? ` matching "${filter}"` : ''}`);
   process.exit(1);
 }
-const args = ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`];
+const args = [
+  '--import',
+  'tsx',
+  '--test',
+  '--test-reporter=spec',
+  `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
+];
 const result = spawnSync(process.execPath, [...args, ...selected], { cwd: root, stdio: 'inherit' });
 process.exit(result.status ?? 1);

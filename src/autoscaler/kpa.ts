@@ -73,7 +73,7 @@ export type ScaleReason =
   | 'max'
   /** The stable value was cut by maxScaleUpRate / maxScaleDownRate. */
   | 'rate-limit'
-  /** 0 instances: minInstances is 0 and concurrency has been 0 for scaleToZeroGraceMs. */
+  /** 0 instances: minInstances is 0 and concurrency has been 0 for scaleToZeroGraceMs (or none is ready). */
   | 'scale-to-zero'
   /** Held at 1 because the scale-to-zero grace has not elapsed yet. */
   | 'grace'
@@ -140,72 +140,32 @@ export class KpaAutoscaler {
     };
     const bucketMs = options.bucketMs ?? Math.min(1000, o.panicWindowMs / 6);
 
-    check(
-      'minInstances',
-      o.minInstances,
-      Number.isInteger(o.minInstances) && o.minInstances >= 0,
-      'an integer >= 0',
-    );
+    check('minInstances', o.minInstances, isInt(o.minInstances, 0), 'an integer >= 0');
     check(
       'maxInstances',
       o.maxInstances,
-      Number.isInteger(o.maxInstances) && o.maxInstances >= Math.max(1, o.minInstances),
+      isInt(o.maxInstances, Math.max(1, o.minInstances)),
       `an integer >= 1 and >= minInstances (${o.minInstances})`,
     );
-    check(
-      'targetPerInstance',
-      o.targetPerInstance,
-      finite(o.targetPerInstance) && o.targetPerInstance > 0,
-      'a number > 0',
-    );
-    check(
-      'stableWindowMs',
-      o.stableWindowMs,
-      finite(o.stableWindowMs) && o.stableWindowMs > 0,
-      'a number > 0',
-    );
+    check('targetPerInstance', o.targetPerInstance, above(o.targetPerInstance, 0), 'a number > 0');
+    check('stableWindowMs', o.stableWindowMs, above(o.stableWindowMs, 0), 'a number > 0');
     check(
       'panicWindowMs',
       o.panicWindowMs,
-      finite(o.panicWindowMs) && o.panicWindowMs > 0 && o.panicWindowMs <= o.stableWindowMs,
+      above(o.panicWindowMs, 0) && o.panicWindowMs <= o.stableWindowMs,
       `a number > 0 and <= stableWindowMs (${o.stableWindowMs})`,
     );
-    check(
-      'panicThreshold',
-      o.panicThreshold,
-      finite(o.panicThreshold) && o.panicThreshold >= 1,
-      'a number >= 1',
-    );
-    check(
-      'maxScaleUpRate',
-      o.maxScaleUpRate,
-      finite(o.maxScaleUpRate) && o.maxScaleUpRate > 1,
-      'a number > 1',
-    );
-    check(
-      'maxScaleDownRate',
-      o.maxScaleDownRate,
-      finite(o.maxScaleDownRate) && o.maxScaleDownRate > 1,
-      'a number > 1',
-    );
-    check(
-      'scaleToZeroGraceMs',
-      o.scaleToZeroGraceMs,
-      finite(o.scaleToZeroGraceMs) && o.scaleToZeroGraceMs >= 0,
-      'a number >= 0',
-    );
+    check('panicThreshold', o.panicThreshold, atLeast(o.panicThreshold, 1), 'a number >= 1');
+    check('maxScaleUpRate', o.maxScaleUpRate, above(o.maxScaleUpRate, 1), 'a number > 1');
+    check('maxScaleDownRate', o.maxScaleDownRate, above(o.maxScaleDownRate, 1), 'a number > 1');
+    check('scaleToZeroGraceMs', o.scaleToZeroGraceMs, atLeast(o.scaleToZeroGraceMs, 0), 'a number >= 0');
     if (o.targetCpu !== undefined) {
-      check(
-        'targetCpu',
-        o.targetCpu,
-        finite(o.targetCpu) && o.targetCpu > 0 && o.targetCpu <= 1,
-        'a number in (0, 1]',
-      );
+      check('targetCpu', o.targetCpu, above(o.targetCpu, 0) && o.targetCpu <= 1, 'a number in (0, 1]');
     }
     check(
       'bucketMs',
       bucketMs,
-      finite(bucketMs) && bucketMs > 0 && bucketMs <= o.panicWindowMs,
+      above(bucketMs, 0) && bucketMs <= o.panicWindowMs,
       `a number > 0 and <= panicWindowMs (${o.panicWindowMs})`,
     );
 
@@ -228,14 +188,9 @@ export class KpaAutoscaler {
    * not "no load", and scale to zero needs zeros to be seen.
    */
   record(now: number, sample: KpaSample): void {
-    check(
-      'sample.concurrency',
-      sample.concurrency,
-      finite(sample.concurrency) && sample.concurrency >= 0,
-      'a number >= 0',
-    );
+    check('sample.concurrency', sample.concurrency, atLeast(sample.concurrency, 0), 'a number >= 0');
     if (sample.cpu !== undefined) {
-      check('sample.cpu', sample.cpu, finite(sample.cpu) && sample.cpu >= 0, 'a number >= 0');
+      check('sample.cpu', sample.cpu, atLeast(sample.cpu, 0), 'a number >= 0');
       this.stableCpu.record(now, sample.cpu);
     }
     this.stableConcurrency.record(now, sample.concurrency);
@@ -246,12 +201,7 @@ export class KpaAutoscaler {
 
   /** Decides the desired count for `readyInstances` ready now. Updates the panic state. */
   decide(now: number, readyInstances: number): ScaleDecision {
-    check(
-      'readyInstances',
-      readyInstances,
-      Number.isInteger(readyInstances) && readyInstances >= 0,
-      'an integer >= 0',
-    );
+    check('readyInstances', readyInstances, isInt(readyInstances, 0), 'an integer >= 0');
     const ready = readyInstances;
     // A request waits with nothing ready (the activator case): start one whatever the windows say.
     const activating = ready === 0 && this.lastConcurrency > 0;
@@ -260,9 +210,9 @@ export class KpaAutoscaler {
     if (observedStable === undefined) {
       // Silence after a panic must not pin the pool at its panic size (knative/serving#14573).
       this.exitPanicIfCalm(now);
-      if (activating)
-        return { desired: this.clamp(1), valid: true, panic: this.inPanic, reason: 'activation' };
-      return { desired: this.clamp(ready), valid: false, panic: this.inPanic, reason: 'no-data' };
+      const panic = this.inPanic;
+      if (activating) return { desired: this.clamp(1), valid: true, panic, reason: 'activation' };
+      return { desired: this.clamp(ready), valid: false, panic, reason: 'no-data' };
     }
     const observedPanic = this.panicConcurrency.average(now);
 
@@ -322,11 +272,12 @@ export class KpaAutoscaler {
 
     if (desired === 0) {
       // Only reachable with minInstances 0. lastActiveAt is set: observedStable implies a sample.
-      if (now - (this.lastActiveAt ?? now) >= this.graceMs) {
-        reason = 'scale-to-zero';
-      } else if (ready >= 1) {
+      // The grace keeps the last instance warm for a quick return; a pool already at zero stays there.
+      if (ready >= 1 && now - (this.lastActiveAt ?? now) < this.graceMs) {
         desired = 1;
         reason = 'grace';
+      } else {
+        reason = 'scale-to-zero';
       }
     }
 
@@ -370,9 +321,9 @@ export class KpaAutoscaler {
   }
 }
 
-function finite(v: unknown): v is number {
-  return typeof v === 'number' && Number.isFinite(v);
-}
+const above = (v: number, min: number) => Number.isFinite(v) && v > min;
+const atLeast = (v: number, min: number) => Number.isFinite(v) && v >= min;
+const isInt = (v: number, min: number) => Number.isInteger(v) && v >= min;
 
 function check(name: string, value: unknown, ok: boolean, allowed: string): void {
   if (!ok) throw new TypeError(`KpaAutoscaler: ${name}=${String(value)} is invalid: must be ${allowed}`);

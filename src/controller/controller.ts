@@ -442,7 +442,9 @@ export class Controller {
   private onExit(exit: ExitInfo): void {
     const slot = this.slots.get(exit.id);
     if (!slot || slot.state === 'draining' || slot.state === 'stopped' || slot.state === 'failed') return;
-    if (slot.handle && slot.handle.incarnation !== exit.incarnation) return;
+    // Only the current incarnation's exit matters: a stop we asked for (after failed health checks)
+    // reports the old one's exit after the slot has moved on.
+    if (!slot.handle || slot.handle.incarnation !== exit.incarnation) return;
     const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
     this.fail(slot, 'exit', `${slot.id} ${how}`, {
       exitCode: exit.code,

@@ -16,7 +16,12 @@ export function listen(server: Server, port: number, host: string): Promise<numb
 export function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
-    server.close(() => resolve());
+    // Connections busy now become idle later; keep closing idle ones until the server is empty.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    server.close(() => {
+      clearInterval(sweep);
+      resolve();
+    });
     server.closeIdleConnections();
   });
 }
