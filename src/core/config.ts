@@ -89,7 +89,6 @@ export const PLATFORM_OPTIONS = {
     5 * MINUTE,
     'A proxied request with no complete answer after this gets 504.',
   ),
-  STATUS_PAGE: bool(true, 'Serve the HTML status page to browsers on GET /status.'),
 } as const;
 
 export type PlatformConfig = ValuesOf<typeof PLATFORM_OPTIONS>;
