@@ -2,6 +2,7 @@
 // validated configuration, and owns their shutdown (drain, stop every instance, close the ports).
 import type { Server } from 'node:http';
 import { createControllerServer } from './controller/api.js';
+import { AutoscaleLoop } from './controller/autoscale-loop.js';
 import { Controller } from './controller/controller.js';
 import type { PlatformConfig } from './core/config.js';
 import { closeServer, listen } from './core/listen.js';
@@ -57,23 +58,69 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     drainTimeoutMs: cfg.DRAIN_TIMEOUT_MS,
     stopGraceMs: cfg.STOP_GRACE_MS,
   });
+  let autoscaler: AutoscaleLoop | undefined;
   const router = new Router({
     maxConcurrency: cfg.MAX_CONCURRENCY,
     maxBodyBytes: cfg.MAX_BODY_BYTES,
     requestTimeoutMs: cfg.REQUEST_TIMEOUT_MS,
+    queueMax: cfg.QUEUE_MAX,
+    queueTimeoutMs: cfg.QUEUE_TIMEOUT_MS,
+    sessionAffinity: cfg.SESSION_AFFINITY,
+    sessionTtlMs: cfg.SESSION_TTL_MS,
+    maxRetries: cfg.MAX_RETRIES,
+    breakerFailures: cfg.BREAKER_FAILURES,
+    breakerResetMs: cfg.BREAKER_RESET_MS,
     logger: logger.child({ part: 'router' }),
     lookup: (id) => controller.member(id),
+    onDemand: () => autoscaler?.activate(),
+    onBreaker: (instance, t) =>
+      controller.events.push({
+        at: t.at,
+        type: 'breaker',
+        instance,
+        message: `circuit breaker of ${instance}: ${t.from} → ${t.to}`,
+        data: { from: t.from, to: t.to, ...(t.ejectionMs !== undefined ? { ejectionMs: t.ejectionMs } : {}) },
+      }),
   });
   controller.onPoolChange((members) => router.upstreams.sync(members));
-  controller.setLoadSource({ inflight: (id) => router.inflight(id), sessions: () => 0 });
+  controller.setLoadSource({
+    inflight: (id) => router.inflight(id),
+    sessions: (id) => router.sessionCount(id),
+  });
+  autoscaler = new AutoscaleLoop({
+    controller,
+    concurrency: () => router.concurrency(),
+    minInstances: cfg.MIN_INSTANCES,
+    maxInstances: cfg.MAX_INSTANCES,
+    maxConcurrency: cfg.MAX_CONCURRENCY,
+    targetUtilization: cfg.TARGET_UTILIZATION,
+    targetCpu: cfg.TARGET_CPU,
+    cpuLimitCores: driver.cpuLimitCores,
+    stableWindowMs: cfg.STABLE_WINDOW_MS,
+    panicWindowMs: cfg.PANIC_WINDOW_MS,
+    scaleIntervalMs: cfg.SCALE_INTERVAL_MS,
+    scaleToZeroGraceMs: cfg.SCALE_TO_ZERO_GRACE_MS,
+  });
+  const scaler = autoscaler;
 
-  const status = () => ({ ...controller.status(), maxConcurrency: cfg.MAX_CONCURRENCY });
+  const status = () => {
+    const s = controller.status();
+    const breakers = router.breakerStates();
+    return {
+      ...s,
+      instances: s.instances.map((i) => ({ ...i, breaker: breakers[i.id]?.state ?? null })),
+      maxConcurrency: cfg.MAX_CONCURRENCY,
+      queue: { depth: router.queued(), max: cfg.QUEUE_MAX, timeoutMs: cfg.QUEUE_TIMEOUT_MS },
+      autoscaler: scaler.status(),
+    };
+  };
   const lb: Server = createLbServer({
     router,
     logger,
     status,
     health: () => {
       const ready = controller.readyCount();
+      // With scale to zero, an empty pool is healthy: the first request starts an instance.
       const ok = ready > 0 || cfg.MIN_INSTANCES === 0;
       return {
         ok,
@@ -92,6 +139,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     throw err;
   });
   await controller.start();
+  scaler.start();
 
   const host = cfg.BIND_HOST === '0.0.0.0' ? '127.0.0.1' : cfg.BIND_HOST;
   let stopped: Promise<void> | undefined;
@@ -104,6 +152,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     stop() {
       stopped ??= (async () => {
         const lbClosed = closeServer(lb);
+        scaler.stop();
         await controller.stop();
         await router.close();
         await Promise.all([lbClosed, closeServer(api)]);

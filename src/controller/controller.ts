@@ -189,6 +189,7 @@ export class Controller {
     if (next === this.desired) return;
     const from = this.desired;
     this.desired = next;
+    this.metrics.scalingEvents.inc({ direction: next > from ? 'up' : 'down', reason });
     this.emit('scaled', undefined, `desired ${from} → ${next} (${reason})`, {
       from,
       to: next,

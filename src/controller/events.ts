@@ -9,6 +9,7 @@ export type EventType =
   | 'instance_draining'
   | 'instance_stopped'
   | 'scaled'
+  | 'breaker'
   | 'driver_error';
 
 export interface ControllerEvent {

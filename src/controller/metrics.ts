@@ -95,6 +95,12 @@ export function createControllerMetrics(source: ControllerMetricsSource, registr
       labelNames: ['reason'],
       registers: [registry],
     }),
+    scalingEvents: new Counter({
+      name: 'yggdrasil_scaling_events_total',
+      help: 'Changes of the desired instance count, by direction (up, down) and reason.',
+      labelNames: ['direction', 'reason'],
+      registers: [registry],
+    }),
     coldStart: new Histogram({
       name: 'yggdrasil_instance_cold_start_seconds',
       help: 'Time from asking the runtime for an instance to its first healthy answer.',

@@ -32,6 +32,8 @@ describe('loadPlatformConfig', () => {
     { name: 'integer with spaces', env: { MIN_INSTANCES: ' 2 ' }, key: 'MIN_INSTANCES', want: 2 },
     { name: 'empty value counts as unset', env: { MAX_INSTANCES: '' }, key: 'MAX_INSTANCES', want: 10 },
     { name: 'enum', env: { NODE_ENV: 'production' }, key: 'NODE_ENV', want: 'production' },
+    { name: 'boolean word', env: { SESSION_AFFINITY: 'off' }, key: 'SESSION_AFFINITY', want: false },
+    { name: 'fraction', env: { TARGET_UTILIZATION: '0.5' }, key: 'TARGET_UTILIZATION', want: 0.5 },
     { name: 'zero instances allowed', env: { MIN_INSTANCES: '0' }, key: 'MIN_INSTANCES', want: 0 },
   ];
   for (const row of good) {
@@ -78,6 +80,21 @@ describe('loadPlatformConfig', () => {
       name: 'backoff above its cap',
       env: { RESTART_BACKOFF_MS: '5000', RESTART_BACKOFF_MAX_MS: '1000' },
       want: /RESTART_BACKOFF_MS=5000 > RESTART_BACKOFF_MAX_MS=1000/,
+    },
+    {
+      name: 'bad boolean',
+      env: { SESSION_AFFINITY: 'maybe' },
+      want: /SESSION_AFFINITY="maybe" is not allowed: expected true or false/,
+    },
+    {
+      name: 'utilisation above 1',
+      env: { TARGET_UTILIZATION: '1.5' },
+      want: /TARGET_UTILIZATION="1.5" is not allowed: expected a number from 0.01 to 1/,
+    },
+    {
+      name: 'panic window longer than the stable one',
+      env: { PANIC_WINDOW_MS: '9000', STABLE_WINDOW_MS: '6000' },
+      want: /PANIC_WINDOW_MS=9000 > STABLE_WINDOW_MS=6000/,
     },
   ];
   for (const row of bad) {

@@ -4,6 +4,7 @@ import {
   bool,
   configError,
   int,
+  num,
   oneOf,
   readConfigFile,
   resolveOptions,
@@ -89,6 +90,44 @@ export const PLATFORM_OPTIONS = {
     5 * MINUTE,
     'A proxied request with no complete answer after this gets 504.',
   ),
+  QUEUE_MAX: int(
+    0,
+    1_000_000,
+    1000,
+    'Most requests waiting for a free slot when every instance is full (503 above).',
+  ),
+  QUEUE_TIMEOUT_MS: int(1, HOUR, 10 * SECOND, 'Longest wait in the queue before a 503 with Retry-After.'),
+  SESSION_AFFINITY: bool(true, 'Keep a session (X-Session-Id header or ygg_session cookie) on one instance.'),
+  SESSION_TTL_MS: int(1000, 7 * 24 * HOUR, 30 * MINUTE, 'A session idle this long is forgotten.'),
+  MAX_RETRIES: int(0, 10, 2, 'Retries of a request that never reached an instance (GET/HEAD also after).'),
+  BREAKER_FAILURES: int(
+    1,
+    1000,
+    5,
+    'Consecutive failures (5xx, connect errors, timeouts) that open an instance breaker.',
+  ),
+  BREAKER_RESET_MS: int(
+    10,
+    HOUR,
+    30 * SECOND,
+    'First ejection time of an open breaker (doubles on repeated ejections).',
+  ),
+  TARGET_UTILIZATION: num(0.01, 1, 0.7, 'Share of MAX_CONCURRENCY the autoscaler aims for per instance.'),
+  TARGET_CPU: num(
+    0,
+    1,
+    0.7,
+    'CPU use per instance (share of its CPU limit) the autoscaler aims for; 0 turns it off.',
+  ),
+  STABLE_WINDOW_MS: int(1000, HOUR, MINUTE, 'Averaging window of the autoscaler (and how long panic lasts).'),
+  PANIC_WINDOW_MS: int(100, HOUR, 6 * SECOND, 'Short window that detects bursts (panic mode).'),
+  SCALE_INTERVAL_MS: int(100, MINUTE, 2 * SECOND, 'Time between autoscaler decisions.'),
+  SCALE_TO_ZERO_GRACE_MS: int(
+    0,
+    HOUR,
+    30 * SECOND,
+    'With MIN_INSTANCES=0, idle time before the last instance stops.',
+  ),
 } as const;
 
 export type PlatformConfig = ValuesOf<typeof PLATFORM_OPTIONS>;
@@ -113,6 +152,16 @@ export function loadPlatformConfig(
   if (cfg.RESTART_BACKOFF_MS > cfg.RESTART_BACKOFF_MAX_MS) {
     throw configError(
       `RESTART_BACKOFF_MS=${cfg.RESTART_BACKOFF_MS} > RESTART_BACKOFF_MAX_MS=${cfg.RESTART_BACKOFF_MAX_MS}: the first delay must not exceed the longest`,
+    );
+  }
+  if (cfg.PANIC_WINDOW_MS > cfg.STABLE_WINDOW_MS) {
+    throw configError(
+      `PANIC_WINDOW_MS=${cfg.PANIC_WINDOW_MS} > STABLE_WINDOW_MS=${cfg.STABLE_WINDOW_MS}: the panic window must be the shorter one`,
+    );
+  }
+  if (cfg.PANIC_WINDOW_MS > cfg.STABLE_WINDOW_MS) {
+    throw configError(
+      `PANIC_WINDOW_MS=${cfg.PANIC_WINDOW_MS} > STABLE_WINDOW_MS=${cfg.STABLE_WINDOW_MS}: the panic window must be the shorter one`,
     );
   }
   return cfg;

@@ -1,9 +1,18 @@
-// The router's Prometheus metrics: requests and latency per instance, in-flight per instance.
-// Labels stay bounded: instance ids (≤ MAX_INSTANCES) and status codes, never paths or session ids.
+// The router's Prometheus metrics: requests and latency, in-flight per instance, queue depth and wait,
+// session affinity, retries and circuit breakers. Labels stay bounded: instance ids (≤ MAX_INSTANCES),
+// status codes and small enums, never paths or session ids.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { UpstreamSet } from './upstreams.js';
 
-export function createRouterMetrics(upstreams: UpstreamSet, registry = new Registry()) {
+export interface RouterMetricsSource {
+  upstreams: UpstreamSet;
+  queueLength: () => number;
+  now: () => number;
+}
+
+const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+
+export function createRouterMetrics(source: RouterMetricsSource, registry = new Registry()) {
   new Gauge({
     name: 'yggdrasil_router_inflight_requests',
     help: 'Requests the router has in flight at each instance.',
@@ -11,7 +20,27 @@ export function createRouterMetrics(upstreams: UpstreamSet, registry = new Regis
     registers: [registry],
     collect() {
       this.reset();
-      for (const u of upstreams.all()) this.set({ instance: u.id }, u.inflight);
+      for (const u of source.upstreams.all()) this.set({ instance: u.id }, u.inflight);
+    },
+  });
+  new Gauge({
+    name: 'yggdrasil_router_queue_depth',
+    help: 'Requests waiting for a free slot because every instance is at MAX_CONCURRENCY.',
+    registers: [registry],
+    collect() {
+      this.set(source.queueLength());
+    },
+  });
+  new Gauge({
+    name: 'yggdrasil_router_breaker_state',
+    help: 'Circuit breaker per instance: 0 closed, 1 half-open, 2 open.',
+    labelNames: ['instance'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const now = source.now();
+      for (const u of source.upstreams.all())
+        this.set({ instance: u.id }, BREAKER_VALUE[u.breaker.state(now)]);
     },
   });
   return {
@@ -24,8 +53,38 @@ export function createRouterMetrics(upstreams: UpstreamSet, registry = new Regis
     }),
     duration: new Histogram({
       name: 'yggdrasil_router_request_duration_seconds',
-      help: 'Time from the request reaching the router to the end of its answer.',
+      help: 'Time from the request reaching the router to the end of its answer (queue wait included).',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    queueWait: new Histogram({
+      name: 'yggdrasil_router_queue_wait_seconds',
+      help: 'Time queued requests waited for a slot.',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    queueRejections: new Counter({
+      name: 'yggdrasil_router_queue_rejections_total',
+      help: 'Requests refused with 503 because the queue was full or the wait timed out.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    affinity: new Counter({
+      name: 'yggdrasil_router_session_affinity_total',
+      help: 'Session routing: hit (stayed on its instance), new (first request), moved (its instance was gone).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: 'yggdrasil_router_retries_total',
+      help: 'Requests retried on another instance, by reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    breakerTransitions: new Counter({
+      name: 'yggdrasil_router_breaker_transitions_total',
+      help: 'Circuit breaker state changes, by instance and new state.',
+      labelNames: ['instance', 'to'],
       registers: [registry],
     }),
   };

@@ -1,154 +1,516 @@
-// The data plane: takes a client request, chooses an instance and forwards it. Every proxied response
-// carries X-Yggdrasil-Instance. Requests addressed to one instance (/agent/{id}/…) go to that instance.
+// The data plane. For each request: admission (size, shutdown), session lookup, a slot on an instance
+// (least in-flight by two choices, never more than MAX_CONCURRENCY, else a bounded FIFO wait), forward,
+// then breaker bookkeeping and a safe retry. Decisions come from pure modules (balancer, admission
+// queue, breaker, session store, retry backoff); this class wires them to sockets and timers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceState } from '../controller/instance.js';
 import { YggError } from '../core/errors.js';
 import { sendError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
+import { AdmissionQueue, type Waiter } from './admission-queue.js';
 import { pickTwoChoices } from './balancer.js';
-import { forward } from './forward.js';
+import type { BreakerTransition } from './breaker.js';
+import { type ForwardOutcome, forward, INSTANCE_HEADER } from './forward.js';
 import { upstreamHeaders } from './headers.js';
 import { createRouterMetrics, type RouterMetrics } from './metrics.js';
-import { type Upstream, UpstreamSet } from './upstreams.js';
+import { isRetryable, retryDelay } from './retry-backoff.js';
+import { SESSION_MOVED_HEADER, sessionCookie, sessionOf } from './session-id.js';
+import { MemorySessionStore, type SessionStore } from './session-store.js';
+import { type Upstream, type UpstreamChange, UpstreamSet } from './upstreams.js';
 
 export interface RouterOptions {
   maxConcurrency: number;
   maxBodyBytes: number;
   requestTimeoutMs: number;
+  queueMax: number;
+  queueTimeoutMs: number;
+  sessionAffinity: boolean;
+  sessionTtlMs: number;
+  maxRetries: number;
+  breakerFailures: number;
+  breakerResetMs: number;
   logger: Logger;
   /** Looks an instance up by id whatever its state (for /agent/{id}/… routes). */
   lookup: (id: string) => { state: InstanceState } | undefined;
+  /** Called when a request waits and no instance is ready (scale from zero: start one now). */
+  onDemand?: () => void;
+  /** Called on every breaker state change (events, live feed). */
+  onBreaker?: (instance: string, t: BreakerTransition) => void;
+  sessions?: SessionStore;
   random?: () => number;
+  now?: () => number;
 }
 
-const inflightOf = (u: Upstream) => u.inflight;
+/** A request waiting in the queue for a slot. */
+interface Pending {
+  resolve: (up: Upstream) => void;
+  reject: (err: YggError | null) => void;
+  /** Session of the request, re-pinned if the waiter is moved to another instance. */
+  moved: boolean;
+}
+
+interface Slot {
+  up: Upstream;
+  /** The session's instance changed for this request. */
+  moved: boolean;
+}
+
+const CLIENT_GONE = null;
 
 export class Router {
   readonly upstreams: UpstreamSet;
   readonly metrics: RouterMetrics;
+  readonly sessions: SessionStore;
+  private readonly queue: AdmissionQueue<Pending>;
   private readonly random: () => number;
+  private readonly now: () => number;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sessionSweep: NodeJS.Timeout;
   private closing = false;
+  private readonly limit: number;
 
   constructor(private readonly opts: RouterOptions) {
-    this.upstreams = new UpstreamSet(opts.maxConcurrency);
-    this.metrics = createRouterMetrics(this.upstreams);
+    this.limit = opts.maxConcurrency;
+    this.upstreams = new UpstreamSet(opts.maxConcurrency, {
+      failureThreshold: opts.breakerFailures,
+      baseEjectionMs: opts.breakerResetMs,
+      maxEjectionMs: Math.max(300_000, opts.breakerResetMs * 10),
+    });
+    this.queue = new AdmissionQueue<Pending>({ maxLength: opts.queueMax, timeoutMs: opts.queueTimeoutMs });
+    this.sessions = opts.sessions ?? new MemorySessionStore({ ttlMs: opts.sessionTtlMs });
     this.random = opts.random ?? Math.random;
+    this.now = opts.now ?? Date.now;
+    this.metrics = createRouterMetrics({
+      upstreams: this.upstreams,
+      queueLength: () => this.queue.length,
+      now: this.now,
+    });
+    this.upstreams.onChange((c) => this.onPoolChange(c));
+    this.sessionSweep = setInterval(() => void this.sessions.sweep(this.now()), 10_000);
+    this.sessionSweep.unref();
   }
 
-  /** Load as the controller needs it (drain waits for in-flight to reach 0). */
+  // ---- load, as the controller and autoscaler see it --------------------------------------------
+
   inflight(id: string): number {
     return this.upstreams.get(id)?.inflight ?? 0;
   }
 
-  /** Proxies a request to some instance of the pool. */
+  /** Sessions pinned to an instance (the memory store answers synchronously). */
+  sessionCount(id: string): number {
+    const n = this.sessions.countByInstance(id);
+    return typeof n === 'number' ? n : 0;
+  }
+
+  queued(): number {
+    return this.queue.length;
+  }
+
+  /** In-flight plus queued requests across the pool: the autoscaler's concurrency signal. */
+  concurrency(): number {
+    let n = this.queue.length;
+    for (const u of this.upstreams.all()) n += u.inflight;
+    return n;
+  }
+
+  breakerStates(): Record<string, { state: string; consecutiveFailures: number; ejections: number }> {
+    const now = this.now();
+    const out: Record<string, { state: string; consecutiveFailures: number; ejections: number }> = {};
+    for (const u of this.upstreams.all()) out[u.id] = u.breaker.snapshot(now);
+    return out;
+  }
+
+  // ---- requests ---------------------------------------------------------------------------------
+
+  /** Proxies a request to the pool (balanced, or to the instance of its session). */
   async proxy(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const started = performance.now();
     const refused = this.admissionError(req);
     if (refused) return this.refuse(res, refused, started);
-    const up = pickTwoChoices(this.upstreams.active, inflightOf, this.opts.maxConcurrency, this.random);
-    if (!up) {
-      const err =
-        this.upstreams.active.length === 0
-          ? new YggError('YGG_ERR_NO_INSTANCES', 'no instance is ready to take the request', {
-              retryAfterSeconds: 1,
-            })
-          : new YggError('YGG_ERR_CAPACITY', 'every instance is at MAX_CONCURRENCY', {
-              retryAfterSeconds: 1,
-            });
-      return this.refuse(res, err, started);
+    let sessionId: string | undefined;
+    if (this.opts.sessionAffinity) {
+      const s = sessionOf(req);
+      sessionId = s.id;
+      if (s.fresh) res.setHeader('set-cookie', sessionCookie(s.id));
     }
-    await this.send(up, req, res, path, started);
+    await this.run(req, res, path, started, sessionId, undefined);
   }
 
   /** Proxies a request to one named instance (GET /agent/{id}/health and friends). */
   async proxyTo(id: string, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const started = performance.now();
     const member = this.opts.lookup(id);
-    if (!member)
+    if (!member) {
       return this.refuse(
         res,
         new YggError('YGG_ERR_UNKNOWN_INSTANCE', `no instance ${id} in the pool`),
         started,
       );
+    }
     const up = this.upstreams.get(id);
     if (member.state !== 'ready' || !up || up.draining) {
-      return this.refuse(
-        res,
-        new YggError('YGG_ERR_INSTANCE_NOT_READY', `instance ${id} is ${member.state}, not ready`, {
-          retryAfterSeconds: 1,
-          details: { state: member.state },
-        }),
-        started,
-      );
+      const err = new YggError('YGG_ERR_INSTANCE_NOT_READY', `instance ${id} is ${member.state}, not ready`, {
+        retryAfterSeconds: 1,
+        details: { state: member.state },
+      });
+      return this.refuse(res, err, started);
     }
     const refused = this.admissionError(req);
     if (refused) return this.refuse(res, refused, started);
-    await this.send(up, req, res, path, started);
+    await this.run(req, res, path, started, undefined, up);
   }
 
   close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.sessionSweep);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const w of this.queue.expire(Number.POSITIVE_INFINITY)) {
+      w.value.reject(
+        new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping', { retryAfterSeconds: 1 }),
+      );
+    }
     return this.upstreams.close();
   }
 
   private admissionError(req: IncomingMessage): YggError | undefined {
-    if (this.closing) return new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping');
-    const declared = Number(req.headers['content-length']);
-    if (declared > this.opts.maxBodyBytes) {
+    if (this.closing)
+      return new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping', { retryAfterSeconds: 1 });
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.opts.maxBodyBytes) {
       return new YggError(
         'YGG_ERR_BODY_TOO_LARGE',
         `request body exceeds MAX_BODY_BYTES=${this.opts.maxBodyBytes}`,
+        {
+          details: { limitBytes: this.opts.maxBodyBytes },
+        },
       );
     }
     return undefined;
   }
 
-  private async send(up: Upstream, req: IncomingMessage, res: ServerResponse, path: string, started: number) {
+  /** Acquire a slot, forward, and retry where safe; exactly one answer per request. */
+  private async run(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    started: number,
+    sessionId: string | undefined,
+    target: Upstream | undefined,
+  ): Promise<void> {
     const method = req.method ?? 'GET';
-    up.inflight++;
-    let outcome: Awaited<ReturnType<typeof forward>>;
-    try {
-      outcome = await forward(up, {
+    const idempotent = method === 'GET' || method === 'HEAD';
+    const headers = upstreamHeaders(req);
+    let exclude: Upstream | undefined;
+    let movedOnce = false;
+    for (let attempt = 1; ; attempt++) {
+      let slot: Slot;
+      try {
+        slot = target ? this.takeTarget(target) : await this.acquire(res, sessionId, exclude);
+      } catch (err) {
+        if (err === CLIENT_GONE) return this.record('none', 499, started);
+        return this.refuse(res, err as YggError, started);
+      }
+      const { up } = slot;
+      if (slot.moved) movedOnce = true;
+      const outcome = await forward(up, {
         req,
         res,
         path,
-        headers: upstreamHeaders(req),
-        body: method === 'GET' || method === 'HEAD' ? null : req,
+        headers,
+        body: idempotent ? null : req,
         timeoutMs: this.opts.requestTimeoutMs,
+        ...(movedOnce ? { responseHeaders: { [SESSION_MOVED_HEADER]: '1' } } : {}),
       });
-    } finally {
-      up.inflight--;
-    }
-    switch (outcome.kind) {
-      case 'response':
-        return this.record(up.id, outcome.status, started);
-      case 'aborted':
-        return this.record(up.id, 499, started);
-      case 'unreached':
-        return this.refuse(
-          res,
-          new YggError(
-            'YGG_ERR_UPSTREAM',
-            `instance ${up.id} could not be reached: ${outcome.error.message}`,
-          ),
-          started,
-          up.id,
-        );
-      case 'failed': {
-        const err = outcome.timeout
-          ? new YggError(
-              'YGG_ERR_TIMEOUT',
-              `instance ${up.id} did not answer within REQUEST_TIMEOUT_MS=${this.opts.requestTimeoutMs}`,
-            )
-          : new YggError('YGG_ERR_UPSTREAM', `instance ${up.id} failed: ${outcome.error.message}`);
-        this.opts.logger.warn({ instance: up.id, err: outcome.error.message }, 'upstream request failed');
-        return this.refuse(res, err, started, up.id);
+      this.release(slot, outcome);
+      switch (outcome.kind) {
+        case 'response':
+          return this.record(up.id, outcome.status, started);
+        case 'aborted':
+          return this.record(up.id, 499, started);
+        case 'unreached':
+        case 'failed': {
+          const reached = outcome.kind === 'failed';
+          const headersSent = outcome.kind === 'failed' && outcome.headersSent;
+          if (
+            !headersSent &&
+            !target &&
+            isRetryable({ method, reachedUpstream: reached, attempt, maxRetries: this.opts.maxRetries })
+          ) {
+            this.metrics.retries.inc({ reason: reached ? 'failed' : 'unreached' });
+            this.opts.logger.debug(
+              { instance: up.id, attempt, err: outcome.error.message },
+              'retrying on another instance',
+            );
+            await sleep(retryDelay(attempt, this.random()));
+            if (res.destroyed) return this.record(up.id, 499, started);
+            exclude = up;
+            continue;
+          }
+          return this.refuse(res, this.failureError(up, outcome), started, up.id);
+        }
       }
     }
   }
 
+  private failureError(
+    up: Upstream,
+    outcome: Extract<ForwardOutcome, { kind: 'unreached' | 'failed' }>,
+  ): YggError {
+    if (outcome.kind === 'failed' && outcome.timeout) {
+      return new YggError(
+        'YGG_ERR_TIMEOUT',
+        `instance ${up.id} did not answer within REQUEST_TIMEOUT_MS=${this.opts.requestTimeoutMs}`,
+      );
+    }
+    const what = outcome.kind === 'unreached' ? 'could not be reached' : 'failed before answering';
+    this.opts.logger.warn({ instance: up.id, err: outcome.error.message }, `instance ${what}`);
+    return new YggError('YGG_ERR_UPSTREAM', `instance ${up.id} ${what}: ${outcome.error.message}`);
+  }
+
+  /** A request for a named instance waits for nothing: it goes if the instance has room. */
+  private takeTarget(up: Upstream): Slot {
+    if (up.inflight >= this.limit) {
+      throw new YggError('YGG_ERR_CAPACITY', `instance ${up.id} is at MAX_CONCURRENCY=${this.limit}`, {
+        retryAfterSeconds: 1,
+      });
+    }
+    up.inflight++;
+    return { up, moved: false };
+  }
+
+  /**
+   * A slot for a request: on its session's instance when that instance lives (waiting in its queue
+   * when full), else on the least loaded instance, else in the FIFO queue until one frees up.
+   */
+  private async acquire(
+    res: ServerResponse,
+    sessionId: string | undefined,
+    exclude: Upstream | undefined,
+  ): Promise<Slot> {
+    const now = this.now();
+    let pinned: Upstream | undefined;
+    let moved = exclude !== undefined;
+    let known = false;
+    if (sessionId !== undefined) {
+      const found = this.sessions.get(sessionId, now);
+      const b = found instanceof Promise ? await found : found;
+      if (b) {
+        known = true;
+        const up = this.upstreams.get(b.instanceId);
+        if (
+          up &&
+          up !== exclude &&
+          up.incarnation === b.incarnation &&
+          !up.draining &&
+          up.breaker.available(now)
+        ) {
+          pinned = up;
+        } else moved = true;
+      }
+    }
+    if (pinned) {
+      if (pinned.inflight < this.limit && pinned.breaker.canRequest(now)) {
+        pinned.inflight++;
+        this.bindSession(sessionId, pinned, 'hit');
+        return { up: pinned, moved };
+      }
+      const up = await this.wait(res, pinned.id);
+      this.bindSession(sessionId, up, up === pinned ? 'hit' : 'moved');
+      return { up, moved: up !== pinned };
+    }
+    const picked = this.pick(now, exclude);
+    if (picked) {
+      picked.inflight++;
+      this.bindSession(sessionId, picked, known ? 'moved' : 'new');
+      return { up: picked, moved: moved && known };
+    }
+    const active = this.upstreams.active;
+    if (active.length > 0 && active.every((u) => !u.breaker.available(now))) {
+      throw new YggError(
+        'YGG_ERR_CIRCUIT_OPEN',
+        'every instance has its circuit breaker open after repeated failures',
+        {
+          retryAfterSeconds: Math.max(1, Math.ceil(this.nextBreakerRetry(now) / 1000)),
+        },
+      );
+    }
+    const up = await this.wait(res, null);
+    this.bindSession(sessionId, up, known ? 'moved' : 'new');
+    return { up, moved: moved && known };
+  }
+
+  /** Least in-flight by two choices among instances with room and a breaker that lets requests in. */
+  private pick(now: number, exclude: Upstream | undefined): Upstream | undefined {
+    const active = this.upstreams.active;
+    const load = (u: Upstream) =>
+      (u === exclude && active.length > 1) || !u.breaker.available(now) ? this.limit : u.inflight;
+    const up = pickTwoChoices(active, load, this.limit, this.random);
+    if (up && !up.breaker.canRequest(now)) return undefined;
+    return up;
+  }
+
+  private bindSession(sessionId: string | undefined, up: Upstream, kind: 'hit' | 'new' | 'moved'): void {
+    if (sessionId === undefined) return;
+    const now = this.now();
+    if (kind === 'hit') void this.sessions.touch(sessionId, now);
+    else void this.sessions.set(sessionId, { instanceId: up.id, incarnation: up.incarnation }, now);
+    this.metrics.affinity.inc({ result: kind });
+  }
+
+  private nextBreakerRetry(now: number): number {
+    let min = Number.POSITIVE_INFINITY;
+    for (const u of this.upstreams.active) {
+      const s = u.breaker.snapshot(now);
+      if (s.openUntil !== undefined) min = Math.min(min, s.openUntil - now);
+    }
+    return Number.isFinite(min) ? min : 1000;
+  }
+
+  /** Waits in the FIFO queue (pinned to an instance, or free) until a slot is handed over. */
+  private wait(res: ServerResponse, pinned: string | null): Promise<Upstream> {
+    return new Promise<Upstream>((resolve, reject) => {
+      const enqueuedAt = this.now();
+      const pending: Pending = { resolve, reject, moved: false };
+      const waiter = this.queue.enqueue(pending, pinned, enqueuedAt);
+      if (!waiter) {
+        this.metrics.queueRejections.inc({ reason: 'full' });
+        reject(
+          new YggError(
+            'YGG_ERR_CAPACITY',
+            `every instance is at MAX_CONCURRENCY and QUEUE_MAX=${this.opts.queueMax} requests already wait`,
+            {
+              retryAfterSeconds: 1,
+            },
+          ),
+        );
+        return;
+      }
+      const onGone = () => {
+        if (this.queue.cancel(waiter)) reject(CLIENT_GONE);
+      };
+      res.once('close', onGone);
+      pending.resolve = (up) => {
+        res.off('close', onGone);
+        this.metrics.queueWait.observe((this.now() - enqueuedAt) / 1000);
+        resolve(up);
+      };
+      pending.reject = (err) => {
+        res.off('close', onGone);
+        reject(err);
+      };
+      this.ensureSweep();
+      if (this.upstreams.active.length === 0) this.opts.onDemand?.();
+    });
+  }
+
+  /** Hands a freed slot to the oldest waiter this instance can serve. */
+  private pump(up: Upstream): void {
+    if (this.queue.length === 0 || up.draining || this.upstreams.get(up.id) !== up) return;
+    const now = this.now();
+    while (up.inflight < this.limit && this.queue.length > 0 && up.breaker.available(now)) {
+      const w = this.queue.takeFor(up.id);
+      if (!w) return;
+      if (!up.breaker.canRequest(now)) {
+        // Lost the half-open probe race: put nobody on it; the waiter keeps its place via re-dispatch.
+        this.dispatchElsewhere(w);
+        return;
+      }
+      up.inflight++;
+      w.value.resolve(up);
+    }
+  }
+
+  private pumpAll(): void {
+    for (const up of this.upstreams.active) this.pump(up);
+  }
+
+  /** A waiter whose instance is gone or unusable: give it to any instance, or back to the free queue. */
+  private dispatchElsewhere(w: Waiter<Pending>): void {
+    const now = this.now();
+    const up = this.pick(now, undefined);
+    if (up) {
+      up.inflight++;
+      w.value.resolve(up);
+      return;
+    }
+    const again = this.queue.enqueue(w.value, null, w.enqueuedAt);
+    if (!again) {
+      w.value.reject(new YggError('YGG_ERR_CAPACITY', 'the queue is full', { retryAfterSeconds: 1 }));
+    }
+  }
+
+  private release(slot: Slot, outcome: ForwardOutcome): void {
+    const { up } = slot;
+    up.inflight--;
+    const now = this.now();
+    let t: BreakerTransition | undefined;
+    if (outcome.kind === 'aborted') {
+      // A probe whose client went away decides nothing; let the next request probe instead.
+      if (up.breaker.state(now) === 'half-open') up.breaker.releaseProbe();
+    } else if (outcome.kind === 'response' && outcome.status < 500) {
+      t = up.breaker.onSuccess(now);
+    } else {
+      t = up.breaker.onFailure(now);
+    }
+    if (t) this.onBreakerTransition(up, t);
+    this.pump(up);
+  }
+
+  private onBreakerTransition(up: Upstream, t: BreakerTransition): void {
+    this.metrics.breakerTransitions.inc({ instance: up.id, to: t.to });
+    this.opts.logger.warn(
+      { instance: up.id, from: t.from, to: t.to, ejectionMs: t.ejectionMs },
+      'circuit breaker',
+    );
+    this.opts.onBreaker?.(up.id, t);
+    if (t.to === 'open') {
+      // Its sessions' waiters move on rather than wait out the ejection.
+      for (const w of this.queue.unpin(up.id)) this.dispatchElsewhere(w);
+    }
+    if (t.to === 'closed') this.pump(up);
+  }
+
+  private onPoolChange(c: UpstreamChange): void {
+    for (const up of [...c.removed, ...c.draining]) {
+      for (const w of this.queue.unpin(up.id)) this.dispatchElsewhere(w);
+    }
+    for (const up of c.removed) {
+      // Requests still counted on a removed incarnation finish on their own; nothing new goes there.
+      up.draining = true;
+    }
+    this.pumpAll();
+  }
+
+  /** While anyone waits: expire old waiters (503) and hand slots to breakers that reopened. */
+  private ensureSweep(): void {
+    if (this.sweepTimer) return;
+    const every = Math.max(5, Math.min(50, Math.floor(this.opts.queueTimeoutMs / 10)));
+    this.sweepTimer = setInterval(() => {
+      const now = this.now();
+      for (const w of this.queue.expire(now)) {
+        this.metrics.queueRejections.inc({ reason: 'timeout' });
+        w.value.reject(
+          new YggError(
+            'YGG_ERR_CAPACITY',
+            `no instance had a free slot within QUEUE_TIMEOUT_MS=${this.opts.queueTimeoutMs}`,
+            {
+              retryAfterSeconds: Math.max(1, Math.ceil(this.opts.queueTimeoutMs / 10_000)),
+            },
+          ),
+        );
+      }
+      this.pumpAll();
+      if (this.queue.length === 0 && this.sweepTimer) {
+        clearInterval(this.sweepTimer);
+        this.sweepTimer = undefined;
+      }
+    }, every);
+    this.sweepTimer.unref();
+  }
+
   private refuse(res: ServerResponse, err: YggError, started: number, instance = 'none'): void {
-    sendError(res, err, instance === 'none' ? {} : { 'x-yggdrasil-instance': instance });
+    sendError(res, err, instance === 'none' ? {} : { [INSTANCE_HEADER]: instance });
     this.record(instance, err.status, started);
   }
 

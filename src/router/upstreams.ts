@@ -1,22 +1,27 @@
 // The router's view of the pool: one undici connection pool per instance incarnation, with its in-flight
-// count. Kept in sync with the controller's pool members; a draining instance takes no new requests.
+// count and circuit breaker. Kept in sync with the controller's pool members; a draining instance takes
+// no new requests.
 import { Pool } from 'undici';
 import type { PoolMember } from '../controller/controller.js';
 import { urlOf } from '../runtime/driver.js';
+import { type BreakerOptions, CircuitBreaker } from './breaker.js';
 
 export class Upstream {
   inflight = 0;
   draining = false;
   readonly pool: Pool;
   readonly origin: string;
+  readonly breaker: CircuitBreaker;
 
   constructor(
     readonly id: string,
     readonly incarnation: string,
     endpoint: PoolMember['endpoint'],
     connections: number,
+    breaker: BreakerOptions,
   ) {
     this.origin = urlOf(endpoint);
+    this.breaker = new CircuitBreaker(breaker);
     this.pool = new Pool(this.origin, {
       connections,
       pipelining: 1,
@@ -27,39 +32,53 @@ export class Upstream {
   }
 }
 
+export interface UpstreamChange {
+  added: Upstream[];
+  removed: Upstream[];
+  /** Upstreams that started draining in this change. */
+  draining: Upstream[];
+}
+
 export class UpstreamSet {
   private readonly byId = new Map<string, Upstream>();
   /** Ready, non-draining upstreams: the balancer's candidates (rebuilt on each pool change). */
   active: Upstream[] = [];
-  private readonly listeners: Array<(removed: Upstream[]) => void> = [];
+  private readonly listeners: Array<(change: UpstreamChange) => void> = [];
 
-  constructor(private readonly connectionsPerInstance: number) {}
+  constructor(
+    private readonly connectionsPerInstance: number,
+    private readonly breaker: BreakerOptions,
+  ) {}
 
   sync(members: readonly PoolMember[]): void {
+    const change: UpstreamChange = { added: [], removed: [], draining: [] };
     const seen = new Set<string>();
-    const removed: Upstream[] = [];
     for (const m of members) {
       seen.add(m.id);
       let up = this.byId.get(m.id);
       if (up && up.incarnation !== m.incarnation) {
-        removed.push(up);
+        change.removed.push(up);
         up = undefined;
       }
       if (!up) {
-        up = new Upstream(m.id, m.incarnation, m.endpoint, this.connectionsPerInstance);
+        up = new Upstream(m.id, m.incarnation, m.endpoint, this.connectionsPerInstance, this.breaker);
         this.byId.set(m.id, up);
+        change.added.push(up);
       }
-      up.draining = m.state === 'draining';
+      const draining = m.state === 'draining';
+      if (draining && !up.draining) change.draining.push(up);
+      up.draining = draining;
     }
     for (const [id, up] of this.byId) {
-      if (!seen.has(id) || removed.includes(up)) {
-        if (this.byId.get(id) === up) this.byId.delete(id);
-        removed.push(up);
+      if (!seen.has(id)) {
+        this.byId.delete(id);
+        change.removed.push(up);
       }
     }
-    for (const up of new Set(removed)) void up.pool.close().catch(() => {});
+    // close() lets requests in flight finish, then frees the sockets.
+    for (const up of change.removed) void up.pool.close().catch(() => {});
     this.active = [...this.byId.values()].filter((u) => !u.draining);
-    if (removed.length > 0) for (const l of this.listeners) l(removed);
+    for (const l of this.listeners) l(change);
   }
 
   get(id: string): Upstream | undefined {
@@ -70,7 +89,7 @@ export class UpstreamSet {
     return [...this.byId.values()];
   }
 
-  onRemoved(listener: (removed: Upstream[]) => void): void {
+  onChange(listener: (change: UpstreamChange) => void): void {
     this.listeners.push(listener);
   }
 

@@ -48,6 +48,8 @@ export interface ResourceUsage {
 interface DriverBase {
   /** Short name shown in status: process, docker, swarm, kubernetes, simulated. */
   readonly kind: string;
+  /** CPU limit of one instance in cores (the autoscaler's CPU signal is a share of it). */
+  readonly cpuLimitCores: number;
   /** CPU and memory of one instance, or undefined when it is gone or the runtime cannot tell. */
   usage(id: string): Promise<ResourceUsage | undefined>;
   /** Stops everything this driver started and releases its resources. */

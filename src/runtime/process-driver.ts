@@ -41,6 +41,8 @@ export function referenceAgentCommand(): { file: string; args: string[] } {
 
 export class ProcessDriver implements InstanceDriver {
   readonly kind = 'process';
+  /** A local process may use a whole core. */
+  readonly cpuLimitCores = 1;
   readonly mode = 'instances' as const;
   private readonly running = new Map<string, Running>();
   private readonly exitListeners: Array<(exit: ExitInfo) => void> = [];

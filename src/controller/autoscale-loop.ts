@@ -1,0 +1,130 @@
+// Runs the KPA decider against the live system: samples the router's concurrency (in-flight + queued)
+// and the instances' CPU, decides every SCALE_INTERVAL_MS, and sets the controller's desired count.
+// Also answers the activator: a request waiting with no instance ready triggers a decision at once.
+import { Gauge } from 'prom-client';
+import { KpaAutoscaler, type ScaleDecision } from '../autoscaler/kpa.js';
+import type { Controller } from './controller.js';
+
+export interface AutoscaleLoopOptions {
+  controller: Controller;
+  /** In-flight plus queued requests across the pool, now. */
+  concurrency: () => number;
+  minInstances: number;
+  maxInstances: number;
+  maxConcurrency: number;
+  targetUtilization: number;
+  /** 0 turns the CPU signal off. */
+  targetCpu: number;
+  /** CPU limit of one instance, in cores (the CPU signal is a share of it). */
+  cpuLimitCores: number;
+  stableWindowMs: number;
+  panicWindowMs: number;
+  scaleIntervalMs: number;
+  scaleToZeroGraceMs: number;
+}
+
+export interface AutoscalerStatus {
+  targetPerInstance: number;
+  lastDecision: (ScaleDecision & { at: string }) | null;
+}
+
+export class AutoscaleLoop {
+  private readonly kpa: KpaAutoscaler;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private last: (ScaleDecision & { at: string }) | null = null;
+  readonly targetPerInstance: number;
+  private readonly sampleEveryMs: number;
+
+  constructor(private readonly opts: AutoscaleLoopOptions) {
+    this.targetPerInstance = opts.maxConcurrency * opts.targetUtilization;
+    // Several samples per bucket: the panic window keeps six buckets.
+    this.sampleEveryMs = Math.max(20, Math.min(250, Math.floor(opts.panicWindowMs / 24)));
+    this.kpa = new KpaAutoscaler({
+      minInstances: opts.minInstances,
+      maxInstances: opts.maxInstances,
+      targetPerInstance: this.targetPerInstance,
+      stableWindowMs: opts.stableWindowMs,
+      panicWindowMs: opts.panicWindowMs,
+      scaleToZeroGraceMs: opts.scaleToZeroGraceMs,
+      ...(opts.targetCpu > 0 ? { targetCpu: opts.targetCpu } : {}),
+    });
+    const registry = opts.controller.metrics.registry;
+    const self = this;
+    new Gauge({
+      name: 'yggdrasil_autoscaler_observed_concurrency',
+      help: 'Average concurrency (in-flight + queued) the autoscaler saw, by window.',
+      labelNames: ['window'],
+      registers: [registry],
+      collect() {
+        const d = self.last;
+        if (d?.observedStable !== undefined) this.set({ window: 'stable' }, d.observedStable);
+        if (d?.observedPanic !== undefined) this.set({ window: 'panic' }, d.observedPanic);
+      },
+    });
+    new Gauge({
+      name: 'yggdrasil_autoscaler_panic',
+      help: '1 while the autoscaler is in panic mode.',
+      registers: [registry],
+      collect() {
+        this.set(self.last?.panic ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'yggdrasil_autoscaler_target_concurrency',
+      help: 'Concurrency per instance the autoscaler aims for (MAX_CONCURRENCY × TARGET_UTILIZATION).',
+      registers: [registry],
+      collect() {
+        this.set(self.targetPerInstance);
+      },
+    });
+  }
+
+  start(): void {
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.sampleEveryMs, () => this.sample(Date.now()));
+    every(this.opts.scaleIntervalMs, () => this.decide(Date.now()));
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+  }
+
+  /** The activator: a request waits and nothing is ready, so decide now instead of at the next tick. */
+  activate(): void {
+    const now = Date.now();
+    this.sample(now);
+    this.decide(now);
+  }
+
+  status(): AutoscalerStatus {
+    return { targetPerInstance: this.targetPerInstance, lastDecision: this.last };
+  }
+
+  private sample(now: number): void {
+    const usage = this.opts.controller.usageOfReady();
+    const cpus = usage.map((u) => u.cpu).filter((c): c is number => c !== undefined);
+    const cpu =
+      cpus.length > 0 ? cpus.reduce((a, b) => a + b, 0) / cpus.length / this.opts.cpuLimitCores : undefined;
+    this.kpa.record(now, { concurrency: this.opts.concurrency(), ...(cpu !== undefined ? { cpu } : {}) });
+  }
+
+  private decide(now: number): void {
+    const ready = this.opts.controller.readyCount();
+    const d = this.kpa.decide(now, ready);
+    this.last = { ...d, at: new Date(now).toISOString() };
+    if (!d.valid) return;
+    this.opts.controller.setDesired(d.desired, d.reason, {
+      panic: d.panic,
+      ready,
+      observedStable: round(d.observedStable),
+      observedPanic: round(d.observedPanic),
+      observedCpu: round(d.observedCpu),
+    });
+  }
+}
+
+const round = (x: number | undefined) => (x === undefined ? undefined : Math.round(x * 100) / 100);
