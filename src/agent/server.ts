@@ -9,6 +9,7 @@ import type { Logger } from '../core/logger.js';
 import { createAgentMetrics } from './metrics.js';
 import { parseProcessRequest } from './process-request.js';
 import { SessionCounter } from './session-counter.js';
+import { handleUpgrade } from './websocket.js';
 
 export const SESSION_HEADER = 'x-session-id';
 export const SESSION_COOKIE = 'ygg_session';
@@ -112,6 +113,7 @@ export function createAgent(opts: AgentOptions): Agent {
           method,
           path,
           bytes,
+          headers: req.headers,
         });
       }
       default:
@@ -155,6 +157,21 @@ export function createAgent(opts: AgentOptions): Agent {
     });
   });
   server.keepAliveTimeout = 65_000;
+  server.on('upgrade', (req, socket) => {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    inflight++;
+    socket.once('close', () => {
+      inflight--;
+    });
+    handleUpgrade(req, socket, () => ({
+      agentId: opts.agentId,
+      instanceId: opts.instanceId,
+      session: sessionIdOf(req) ?? null,
+    }));
+  });
 
   return {
     server,

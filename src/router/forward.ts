@@ -2,6 +2,7 @@
 // client's response (no buffering either way). Reports how it ended so the caller can count, retry or
 // trip a breaker. A client that goes away aborts the upstream request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { downstreamHeaders } from './headers.js';
 import type { Upstream } from './upstreams.js';
@@ -24,7 +25,7 @@ export interface ForwardRequest {
   path: string;
   headers: Record<string, string | string[]>;
   /** Body to send: the client's request stream, or nothing for GET/HEAD. */
-  body: IncomingMessage | null;
+  body: Readable | null;
   timeoutMs: number;
   /** Extra response headers (set before the instance's headers are written). */
   responseHeaders?: Record<string, string>;

@@ -51,6 +51,12 @@ export function createLbServer(opts: LbServerOptions): Server {
     });
   });
   server.keepAliveTimeout = 65_000;
+  server.on('upgrade', (req, socket, head) => {
+    router.upgrade(req, socket, head).catch((err: unknown) => {
+      opts.logger.error({ err }, 'upgrade failed');
+      socket.destroy();
+    });
+  });
 
   function proxyToInstance(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
     // /agent/{id}/{rest} → {rest} on instance {id}; /agent/{id} alone → /.

@@ -2,7 +2,9 @@
 // (least in-flight by two choices, never more than MAX_CONCURRENCY, else a bounded FIFO wait), forward,
 // then breaker bookkeeping and a safe retry. Decisions come from pure modules (balancer, admission
 // queue, breaker, session store, retry backoff); this class wires them to sockets and timers.
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceState } from '../controller/instance.js';
 import { YggError } from '../core/errors.js';
@@ -10,6 +12,7 @@ import { sendError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { AdmissionQueue, type Waiter } from './admission-queue.js';
 import { pickTwoChoices } from './balancer.js';
+import { limitBody } from './body-limit.js';
 import type { BreakerTransition } from './breaker.js';
 import { type ForwardOutcome, forward, INSTANCE_HEADER } from './forward.js';
 import { upstreamHeaders } from './headers.js';
@@ -17,6 +20,7 @@ import { createRouterMetrics, type RouterMetrics } from './metrics.js';
 import { isRetryable, retryDelay } from './retry-backoff.js';
 import { SESSION_MOVED_HEADER, sessionCookie, sessionOf } from './session-id.js';
 import { MemorySessionStore, type SessionStore } from './session-store.js';
+import { proxyUpgrade, refuseSocket } from './upgrade.js';
 import { type Upstream, type UpstreamChange, UpstreamSet } from './upstreams.js';
 
 export interface RouterOptions {
@@ -161,6 +165,45 @@ export class Router {
     await this.run(req, res, path, started, undefined, up);
   }
 
+  /** Carries an Upgrade (WebSocket) to the session's instance; the connection holds a slot while open. */
+  async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    if (this.closing) {
+      return refuseSocket(
+        socket,
+        new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping', { retryAfterSeconds: 1 }),
+      );
+    }
+    const extra: Record<string, string> = {};
+    let sessionId: string | undefined;
+    if (this.opts.sessionAffinity) {
+      const s = sessionOf(req);
+      sessionId = s.id;
+      if (s.fresh) extra['set-cookie'] = sessionCookie(s.id);
+    }
+    let slot: Slot;
+    try {
+      slot = await this.acquire(socket, sessionId, undefined);
+    } catch (err) {
+      if (err !== CLIENT_GONE) refuseSocket(socket, err as YggError);
+      return;
+    }
+    if (slot.moved) extra[SESSION_MOVED_HEADER] = '1';
+    const outcome = await proxyUpgrade(slot.up, req, socket, head, extra);
+    if (outcome.kind === 'failed') {
+      refuseSocket(
+        socket,
+        new YggError(
+          'YGG_ERR_UPSTREAM',
+          `instance ${slot.up.id} failed the upgrade: ${outcome.error.message}`,
+        ),
+      );
+      this.release(slot, { kind: 'failed', error: outcome.error, timeout: false, headersSent: false });
+    } else {
+      this.release(slot, { kind: 'response', status: outcome.kind === 'upgraded' ? 101 : outcome.status });
+    }
+  }
+
   close(): Promise<void> {
     this.closing = true;
     clearInterval(this.sessionSweep);
@@ -201,6 +244,12 @@ export class Router {
     const method = req.method ?? 'GET';
     const idempotent = method === 'GET' || method === 'HEAD';
     const headers = upstreamHeaders(req);
+    // A body without Content-Length is counted as it streams (413 past MAX_BODY_BYTES).
+    const body = idempotent
+      ? null
+      : req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined
+        ? limitBody(req, this.opts.maxBodyBytes)
+        : req;
     let exclude: Upstream | undefined;
     let movedOnce = false;
     for (let attempt = 1; ; attempt++) {
@@ -218,7 +267,7 @@ export class Router {
         res,
         path,
         headers,
-        body: idempotent ? null : req,
+        body,
         timeoutMs: this.opts.requestTimeoutMs,
         ...(movedOnce ? { responseHeaders: { [SESSION_MOVED_HEADER]: '1' } } : {}),
       });
@@ -234,6 +283,7 @@ export class Router {
           const headersSent = outcome.kind === 'failed' && outcome.headersSent;
           if (
             !headersSent &&
+            !(outcome.error instanceof YggError) &&
             !target &&
             isRetryable({ method, reachedUpstream: reached, attempt, maxRetries: this.opts.maxRetries })
           ) {
@@ -257,6 +307,7 @@ export class Router {
     up: Upstream,
     outcome: Extract<ForwardOutcome, { kind: 'unreached' | 'failed' }>,
   ): YggError {
+    if (outcome.error instanceof YggError) return outcome.error;
     if (outcome.kind === 'failed' && outcome.timeout) {
       return new YggError(
         'YGG_ERR_TIMEOUT',
@@ -284,7 +335,7 @@ export class Router {
    * when full), else on the least loaded instance, else in the FIFO queue until one frees up.
    */
   private async acquire(
-    res: ServerResponse,
+    res: EventEmitter,
     sessionId: string | undefined,
     exclude: Upstream | undefined,
   ): Promise<Slot> {
@@ -368,7 +419,7 @@ export class Router {
   }
 
   /** Waits in the FIFO queue (pinned to an instance, or free) until a slot is handed over. */
-  private wait(res: ServerResponse, pinned: string | null): Promise<Upstream> {
+  private wait(res: EventEmitter, pinned: string | null): Promise<Upstream> {
     return new Promise<Upstream>((resolve, reject) => {
       const enqueuedAt = this.now();
       const pending: Pending = { resolve, reject, moved: false };
