@@ -9,6 +9,7 @@ import { closeServer, listen } from './core/listen.js';
 import type { Logger } from './core/logger.js';
 import { createLbServer } from './router/lb-server.js';
 import { Router } from './router/router.js';
+import { DockerDriver } from './runtime/docker-driver.js';
 import type { InstanceDriver } from './runtime/driver.js';
 import { ProcessDriver } from './runtime/process-driver.js';
 
@@ -30,7 +31,21 @@ export interface PlatformDeps {
   forwardOutput?: boolean;
 }
 
-function createDriver(cfg: PlatformConfig, deps: PlatformDeps): InstanceDriver {
+export function createDriver(cfg: PlatformConfig, deps: PlatformDeps): InstanceDriver {
+  if (cfg.DRIVER === 'docker') {
+    return new DockerDriver({
+      image: cfg.AGENT_IMAGE,
+      network: cfg.DOCKER_NETWORK,
+      owner: cfg.DOCKER_OWNER,
+      publishPorts: cfg.DOCKER_PUBLISH_PORTS,
+      cpuLimit: cfg.AGENT_CPU_LIMIT,
+      memoryLimitBytes: cfg.AGENT_MEMORY_LIMIT,
+      cpuReservation: cfg.AGENT_CPU_RESERVATION,
+      memoryReservationBytes: cfg.AGENT_MEMORY_RESERVATION,
+      env: { LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
+      logger: deps.logger,
+    });
+  }
   return new ProcessDriver({
     command: cfg.AGENT_COMMAND,
     host: '127.0.0.1',

@@ -4,13 +4,14 @@ import { Command } from 'commander';
 import { loadPlatformConfig, type PlatformConfig } from '../core/config.js';
 import { isYggError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
-import { startPlatform } from '../platform.js';
+import { createDriver, startPlatform } from '../platform.js';
+import type { DockerDriver } from '../runtime/docker-driver.js';
 import { healthCommand, statusCommand } from './health.js';
 
-async function start(opts: { config?: string }): Promise<void> {
-  let cfg: PlatformConfig;
+/** Loads the configuration or stops with exit code 2 and one line naming what is wrong. */
+function loadConfigOrExit(path: string | undefined): PlatformConfig {
   try {
-    cfg = loadPlatformConfig(process.env, opts.config ?? process.env.YGG_CONFIG);
+    return loadPlatformConfig(process.env, path);
   } catch (err) {
     if (isYggError(err)) {
       process.stderr.write(`yggdrasil: configuration error: ${err.message}\n`);
@@ -18,6 +19,10 @@ async function start(opts: { config?: string }): Promise<void> {
     }
     throw err;
   }
+}
+
+async function start(opts: { config?: string }): Promise<void> {
+  const cfg = loadConfigOrExit(opts.config ?? process.env.YGG_CONFIG);
   const logger = createLogger(cfg.LOG_LEVEL);
   const platform = await startPlatform(cfg, { logger, forwardOutput: true });
   let signals = 0;
@@ -74,6 +79,24 @@ program
   .description('start the controller, the router and the agent pool (configured by environment variables)')
   .option('-c, --config <file>', 'JSON file of options (same names as the environment variables)')
   .action(start);
+
+program
+  .command('down')
+  .description('remove every container and network this installation owns (DRIVER=docker)')
+  .action(async () => {
+    const cfg = loadConfigOrExit(process.env.YGG_CONFIG);
+    if (cfg.DRIVER !== 'docker') {
+      process.stdout.write(
+        `DRIVER=${cfg.DRIVER}: instances are child processes and stop with \`npm start\`; nothing to remove\n`,
+      );
+      return;
+    }
+    const driver = createDriver(cfg, { logger: createLogger('silent') }) as DockerDriver;
+    const { containers, network } = await driver.down();
+    process.stdout.write(
+      `removed ${containers} container(s) owned by ${cfg.DOCKER_OWNER}${network ? ` and network ${cfg.DOCKER_NETWORK}` : ''}\n`,
+    );
+  });
 
 program
   .command('health')

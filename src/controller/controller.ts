@@ -131,11 +131,25 @@ export class Controller {
   // ---- lifecycle -------------------------------------------------------------------------------
 
   async start(): Promise<void> {
-    for (const handle of await this.opts.driver.adopt()) {
+    let adopted: InstanceHandle[] = [];
+    try {
+      adopted = await this.opts.driver.adopt();
+    } catch (err) {
+      // The runtime is down or refusing: say so and keep going; starts will retry with backoff.
+      this.emit('driver_error', undefined, (err as Error).message);
+    }
+    for (const handle of adopted) {
       const slot = this.newSlot(handle.id);
       slot.handle = handle;
       slot.startedAt = handle.startedAt;
-      this.emit('instance_starting', slot.id, `adopted running instance ${slot.id}`);
+      this.emit(
+        'instance_starting',
+        slot.id,
+        `adopted running instance ${slot.id} (${handle.incarnation.slice(0, 8)})`,
+        {
+          adopted: true,
+        },
+      );
       void this.awaitHealthy(slot, handle);
     }
     const every = (ms: number, fn: () => void) => {

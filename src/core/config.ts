@@ -2,6 +2,7 @@
 // environment and an optional JSON file (YGG_CONFIG), validated once at start-up.
 import {
   bool,
+  bytes,
   configError,
   int,
   num,
@@ -31,10 +32,50 @@ export const PLATFORM_OPTIONS = {
     'an IP address or host name',
     /^[\w.:-]+$/,
   ),
-  DRIVER: oneOf(['process'], 'process', 'Runtime that runs the instances: `process` = local processes.'),
+  DRIVER: oneOf(
+    ['process', 'docker'],
+    'process',
+    'Runtime that runs the instances: `process` = local processes, `docker` = containers on Docker Engine.',
+  ),
   AGENT_COMMAND: text(
     '',
     'Command that starts your own agent (run by /bin/sh; gets PORT and AGENT_ID). Empty = the reference agent.',
+  ),
+  AGENT_IMAGE: text('yggdrasil/agent:latest', 'Image of the agent (DRIVER=docker).'),
+  DOCKER_NETWORK: text(
+    'yggdrasil',
+    'User-defined bridge network the agent containers join (DRIVER=docker).',
+    'a network name',
+    /^[\w.-]+$/,
+  ),
+  DOCKER_OWNER: text(
+    'yggdrasil',
+    'Value of the io.yggdrasil.owner label and container name prefix (DRIVER=docker).',
+    'a name',
+    /^[a-z0-9][\w.-]*$/,
+  ),
+  DOCKER_PUBLISH_PORTS: bool(
+    true,
+    'Publish agent ports on 127.0.0.1 (router on the host); false = reach them by name on DOCKER_NETWORK.',
+  ),
+  AGENT_CPU_LIMIT: num(0.01, 64, 0.5, 'CPU limit of one agent container, in cores (DRIVER=docker).'),
+  AGENT_MEMORY_LIMIT: bytes(
+    6 * 1024 * 1024,
+    1024 ** 4,
+    512 * 1024 * 1024,
+    'Memory limit of one agent container (DRIVER=docker).',
+  ),
+  AGENT_CPU_RESERVATION: num(
+    0.01,
+    64,
+    0.25,
+    'CPU reserved for one agent container, in cores (as CPU shares; DRIVER=docker).',
+  ),
+  AGENT_MEMORY_RESERVATION: bytes(
+    0,
+    1024 ** 4,
+    256 * 1024 * 1024,
+    'Memory reserved for one agent container (soft limit; DRIVER=docker).',
   ),
   MIN_INSTANCES: int(0, 1000, 1, 'Fewest instances kept running.'),
   MAX_INSTANCES: int(1, 1000, 10, 'Most instances ever running.'),
@@ -154,9 +195,19 @@ export function loadPlatformConfig(
       `RESTART_BACKOFF_MS=${cfg.RESTART_BACKOFF_MS} > RESTART_BACKOFF_MAX_MS=${cfg.RESTART_BACKOFF_MAX_MS}: the first delay must not exceed the longest`,
     );
   }
+  if (cfg.AGENT_MEMORY_RESERVATION > cfg.AGENT_MEMORY_LIMIT) {
+    throw configError(
+      `AGENT_MEMORY_RESERVATION=${cfg.AGENT_MEMORY_RESERVATION} > AGENT_MEMORY_LIMIT=${cfg.AGENT_MEMORY_LIMIT}: the reservation must fit in the limit`,
+    );
+  }
   if (cfg.PANIC_WINDOW_MS > cfg.STABLE_WINDOW_MS) {
     throw configError(
       `PANIC_WINDOW_MS=${cfg.PANIC_WINDOW_MS} > STABLE_WINDOW_MS=${cfg.STABLE_WINDOW_MS}: the panic window must be the shorter one`,
+    );
+  }
+  if (cfg.AGENT_MEMORY_RESERVATION > cfg.AGENT_MEMORY_LIMIT) {
+    throw configError(
+      `AGENT_MEMORY_RESERVATION=${cfg.AGENT_MEMORY_RESERVATION} > AGENT_MEMORY_LIMIT=${cfg.AGENT_MEMORY_LIMIT}: the reservation must fit in the limit`,
     );
   }
   if (cfg.PANIC_WINDOW_MS > cfg.STABLE_WINDOW_MS) {

@@ -32,6 +32,24 @@ export function num(min: number, max: number, def: number, doc: string): OptionD
   return { schema, default: def, allowed: `a number from ${min} to ${max}`, doc };
 }
 
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A size in bytes, written as a number or with a K/M/G suffix (binary units, like Docker's 512M). */
+export function bytes(min: number, max: number, def: number, doc: string): OptionDef<number> {
+  const schema = z.preprocess((v) => {
+    const t = fromText(v);
+    if (typeof t !== 'string') return t;
+    const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i.exec(t);
+    return m ? Math.round(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!) : t;
+  }, z.number().int().min(min).max(max));
+  return {
+    schema,
+    default: def,
+    allowed: `a size in bytes from ${min} to ${max} (K, M, G suffixes allowed)`,
+    doc,
+  };
+}
+
 export function oneOf<const T extends readonly [string, ...string[]]>(
   values: T,
   def: T[number],

@@ -1,0 +1,46 @@
+// Docker helpers for tests: images built on demand (no registry here), owned containers listed and removed.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import Docker from 'dockerode';
+import { LABEL_OWNER } from '../../src/runtime/docker-driver.js';
+
+export const docker = new Docker();
+const root = new URL('../..', import.meta.url).pathname;
+
+export function imageExists(name: string): boolean {
+  try {
+    execFileSync('docker', ['image', 'inspect', name], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Builds the project's images when the agent image is missing (minutes the first time). */
+export function ensureImages(): void {
+  if (imageExists('yggdrasil/agent:latest')) return;
+  console.log('building the project images (scripts/build-images.sh): first run only');
+  execFileSync('bash', ['scripts/build-images.sh'], { cwd: root, stdio: 'inherit', timeout: 20 * 60_000 });
+}
+
+/** A fresh owner label and network name, so tests never touch each other's (or a user's) containers. */
+export function testOwner(): { DOCKER_OWNER: string; DOCKER_NETWORK: string } {
+  const tag = `ygg-test-${randomBytes(3).toString('hex')}`;
+  return { DOCKER_OWNER: tag, DOCKER_NETWORK: tag };
+}
+
+export async function ownedContainers(owner: string): Promise<Docker.ContainerInfo[]> {
+  return docker.listContainers({ all: true, filters: { label: [`${LABEL_OWNER}=${owner}`] } });
+}
+
+export async function removeOwned(owner: string, network: string): Promise<void> {
+  for (const c of await ownedContainers(owner))
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => {});
+  await docker
+    .getNetwork(network)
+    .remove()
+    .catch(() => {});
+}

@@ -1,0 +1,31 @@
+// Real services for integration tests. Outside CI a missing service skips the test with one loud line
+// saying what to install; under CI=true nothing may skip, so the test fails instead.
+import { execFileSync } from 'node:child_process';
+
+export const IN_CI = process.env.CI === 'true';
+
+function works(cmd: string, args: string[]): boolean {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore', timeout: 15_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const checks = {
+  docker: { ok: () => works('docker', ['info']), install: 'apt-get install docker.io and start dockerd' },
+} as const;
+
+/**
+ * Returns a skip reason (string) when the service is missing outside CI, false when it is there.
+ * Throws under CI, where a missing service is a broken machine, not a reason to skip.
+ */
+export function requireService(name: keyof typeof checks): string | false {
+  const c = checks[name];
+  if (c.ok()) return false;
+  const line = `${name}: not available — ${c.install} to run this test`;
+  if (IN_CI) throw new Error(`${line} (CI=true: integration tests may not skip)`);
+  console.log(`\n!!! SKIPPED: ${line}\n`);
+  return line;
+}
