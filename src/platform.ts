@@ -147,7 +147,16 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
       };
     },
   });
-  const api: Server = createControllerServer({ logger, status, registry: controller.metrics.registry });
+  const api: Server = createControllerServer({
+    logger,
+    status,
+    registry: controller.metrics.registry,
+    scrapeTargets: () =>
+      controller.members().map((m) => ({
+        targets: [`${m.endpoint.host}:${m.endpoint.port}`],
+        labels: { instance_id: m.id, driver: driver.kind },
+      })),
+  });
   const lbPort = await listen(lb, cfg.LB_PORT, cfg.BIND_HOST);
   const controllerPort = await listen(api, cfg.CONTROLLER_PORT, cfg.BIND_HOST).catch(async (err) => {
     await closeServer(lb);

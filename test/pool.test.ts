@@ -180,3 +180,22 @@ describe('stop', () => {
     for (const pid of pids) assert.equal(isAlive(pid), false, `process ${pid} outlived stop()`);
   });
 });
+
+describe('Prometheus service discovery', () => {
+  it('GET /sd/agents on the controller lists every ready agent as a scrape target', async () => {
+    const p = await bootPlatform({ MIN_INSTANCES: '2' });
+    try {
+      await p.controller.waitForReady(2, 10_000);
+      const sd = await json<Array<{ targets: string[]; labels: Record<string, string> }>>(
+        await fetch(`${p.controllerUrl}/sd/agents`),
+      );
+      assert.deepEqual(sd.map((t) => t.labels.instance_id).sort(), ['agent-1', 'agent-2']);
+      for (const t of sd) {
+        const metrics = await (await fetch(`http://${t.targets[0]}/metrics`)).text();
+        assert.match(metrics, new RegExp(`agent_id="${t.labels.instance_id}"`));
+      }
+    } finally {
+      await p.stop();
+    }
+  });
+});

@@ -9,13 +9,17 @@ export interface ControllerApiOptions {
   logger: Logger;
   status: () => unknown;
   registry: Registry;
+  /** Prometheus HTTP service discovery: the agents to scrape now. */
+  scrapeTargets: () => Array<{ targets: string[]; labels: Record<string, string> }>;
 }
+
+const ROUTES = new Set(['/health', '/status', '/metrics', '/sd/agents']);
 
 export function createControllerServer(opts: ControllerApiOptions): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const run = async () => {
-      if (path !== '/health' && path !== '/status' && path !== '/metrics') {
+      if (!ROUTES.has(path ?? '')) {
         throw new YggError('YGG_ERR_NOT_FOUND', `no route ${req.method} ${path} on the controller`);
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -23,6 +27,7 @@ export function createControllerServer(opts: ControllerApiOptions): Server {
       }
       if (path === '/health') return sendJson(res, 200, { status: 'ok' });
       if (path === '/status') return sendJson(res, 200, opts.status());
+      if (path === '/sd/agents') return sendJson(res, 200, opts.scrapeTargets());
       const text = await opts.registry.metrics();
       res.writeHead(200, { 'content-type': opts.registry.contentType });
       res.end(text);
