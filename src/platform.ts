@@ -7,6 +7,8 @@ import { Controller } from './controller/controller.js';
 import type { PlatformConfig } from './core/config.js';
 import { closeServer, listen } from './core/listen.js';
 import type { Logger } from './core/logger.js';
+import { isLiveFeedRequest, LiveFeed, routerTotals } from './observability/live-feed.js';
+import { controllerStatusPage, lbStatusPage } from './observability/status-page.js';
 import { createLbServer } from './router/lb-server.js';
 import { Router } from './router/router.js';
 import { DockerDriver } from './runtime/docker-driver.js';
@@ -129,10 +131,18 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
       autoscaler: scaler.status(),
     };
   };
+  const feed = new LiveFeed({
+    status,
+    events: controller.events,
+    totals: routerTotals(router.metrics),
+    logger: logger.child({ part: 'live-feed' }),
+  });
   const lb: Server = createLbServer({
     router,
     logger,
     status,
+    statusPage: lbStatusPage,
+    skipUpgrade: isLiveFeedRequest,
     health: () => {
       const ready = controller.readyCount();
       // With scale to zero, an empty pool is healthy: the first request starts an instance.
@@ -151,12 +161,15 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     logger,
     status,
     registry: controller.metrics.registry,
+    statusPage: controllerStatusPage,
     scrapeTargets: () =>
       controller.members().map((m) => ({
         targets: [`${m.endpoint.host}:${m.endpoint.port}`],
         labels: { instance_id: m.id, driver: driver.kind },
       })),
   });
+  feed.attach(lb);
+  feed.attach(api);
   const lbPort = await listen(lb, cfg.LB_PORT, cfg.BIND_HOST);
   const controllerPort = await listen(api, cfg.CONTROLLER_PORT, cfg.BIND_HOST).catch(async (err) => {
     await closeServer(lb);
@@ -164,6 +177,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
   });
   await controller.start();
   scaler.start();
+  feed.start();
 
   const host = cfg.BIND_HOST === '0.0.0.0' ? '127.0.0.1' : cfg.BIND_HOST;
   let stopped: Promise<void> | undefined;
@@ -178,6 +192,8 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
         const lbClosed = closeServer(lb);
         scaler.stop();
         await controller.stop();
+        // After the drain, so live clients see it; before the ports close, which wait for them.
+        feed.close();
         await router.close();
         await Promise.all([lbClosed, closeServer(api)]);
       })();

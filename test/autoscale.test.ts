@@ -137,6 +137,8 @@ describe('autoscaling: a load step and the way back', () => {
   const PANIC_WINDOW_MS = 1000;
   const SCALE_INTERVAL_MS = 250;
   const MAX = 3;
+  /** MAX_CONCURRENCY × TARGET_UTILIZATION */
+  const TARGET = 10 * 0.5;
   let p: Platform;
   let m: ReturnType<typeof monitor>;
   let loadStoppedAt: number | undefined;
@@ -167,7 +169,15 @@ describe('autoscaling: a load step and the way back', () => {
   it('a load step to 4× one instance’s target scales up within the panic window and never past MAX_INSTANCES', async () => {
     assert.equal(p.controller.desiredInstances, 1, 'idle pool at MIN_INSTANCES before the step');
     const loadStart = Date.now();
-    const outcomes = await closedLoad(p, 20, { workMs: 100 }, loadStart + 4000);
+    // 4 s, or longer (at most 8 s) when a slow machine needs more to bring the pool to MAX ready: the
+    // next test starts from a full pool whose stable window remembers the load.
+    let fullAt: number | undefined;
+    const enough = () => {
+      const now = Date.now();
+      if (fullAt === undefined && p.controller.readyCount() >= MAX) fullAt = now;
+      return now >= loadStart + 4000 && fullAt !== undefined && now >= fullAt + 1000;
+    };
+    const outcomes = await closedLoad(p, 20, { workMs: 100 }, loadStart + 8000, enough);
     loadStoppedAt = Date.now();
 
     const up = m.scaled(loadStart).find((e) => (e.data?.to as number) > 1);
@@ -183,7 +193,7 @@ describe('autoscaling: a load step and the way back', () => {
     );
     console.log(`time to reach ${MAX} ready: ${threeReady ? `${threeReady.at - loadStart} ms` : 'never'}`);
     console.log(
-      `load: ${outcomes.length} requests in 4 s, statuses ${JSON.stringify(statusCounts(outcomes))}`,
+      `load: ${outcomes.length} requests in ${loadStoppedAt - loadStart} ms, statuses ${JSON.stringify(statusCounts(outcomes))}`,
     );
 
     const bound = PANIC_WINDOW_MS + SCALE_INTERVAL_MS + TOLERANCE_MS;
@@ -201,7 +211,7 @@ describe('autoscaling: a load step and the way back', () => {
     assert.ok(maxDesired <= MAX, `desired reached ${maxDesired} > MAX_INSTANCES=${MAX}`);
     assert.ok(maxLive <= MAX, `${maxLive} live instances > MAX_INSTANCES=${MAX}`);
     assert.ok(threeReady, `the pool never reached ${MAX} ready during the load`);
-    assert.ok(outcomes.length >= 100, `only ${outcomes.length} load requests answered in 4 s`);
+    assert.ok(outcomes.length >= 100, `only ${outcomes.length} load requests answered`);
     assert.deepEqual(statusCounts(outcomes), { 200: outcomes.length }, 'every load request answered 200');
   });
 
@@ -255,24 +265,31 @@ describe('autoscaling: a load step and the way back', () => {
       );
     }
     for (const e of m.scaled(stoppedAt)) console.log(`  +${e.at - stoppedAt} ms: ${e.message}`);
-    const panicOn = m.decisions.find((s) => s.panic);
-    const panicOff = panicOn && m.decisions.find((s) => s.at > panicOn.at && !s.panic);
+    const panicOn = m.decisions.find((d) => d.panic);
+    const panicOff = panicOn && m.decisions.find((d) => d.decidedAt > panicOn.decidedAt && !d.panic);
     assert.ok(panicOn && panicOff, 'the autoscaler went into panic during the load and out of it after');
     console.log(
-      `panic seen from ${panicOn.at - stoppedAt} ms to ${panicOff.at - stoppedAt} ms relative to the load stop`,
+      `panic seen from ${panicOn.decidedAt - stoppedAt} ms to ${panicOff.decidedAt - stoppedAt} ms relative to the load stop`,
     );
-    // Panic holds: once in, it lasts a whole stable window (from its last over-threshold reading), and
-    // nothing scales down while it lasts.
+    // Panic holds: it lasts a whole stable window after its last over-threshold reading (here: until
+    // the pool is within 2× of what the load needs), and nothing scales down while it lasts.
     assert.ok(
-      panicOff.at - panicOn.at >= STABLE_WINDOW_MS - TOLERANCE_MS,
-      `panic lasted only ${panicOff.at - panicOn.at} ms (STABLE_WINDOW_MS=${STABLE_WINDOW_MS})`,
+      panicOff.decidedAt - panicOn.decidedAt >= STABLE_WINDOW_MS - TOLERANCE_MS,
+      `panic lasted only ${panicOff.decidedAt - panicOn.decidedAt} ms (STABLE_WINDOW_MS=${STABLE_WINDOW_MS})`,
     );
     assert.equal(firstDown.data?.panic, false, 'no scale-down decided in panic');
-    assert.ok(firstDown.at >= panicOff.at - 100, 'the first scale-down came after panic ended');
-    // The stable average still remembers the load: it falls to (MAX-1)×target, half the 20 of the load,
-    // only once about half the window has passed. Following the panic window instead would scale down
-    // within PANIC_WINDOW_MS.
-    const earliest = STABLE_WINDOW_MS / 2 - 500;
+    // Scale-down is not held a whole STABLE_WINDOW_MS after the load stops: as in Knative, panic is keyed
+    // to the pool being under-provisioned by PANIC_THRESHOLD (2×), which ends once 3 instances serve the
+    // load of 4, so panic usually ends near the load stop and the stable average then decides.
+    // The stable average still remembers the load: from C (its value when the load stopped) it falls to
+    // (MAX-1)×target, where desired drops below MAX, only once a share 1 - (MAX-1)×target/C of the window
+    // has passed (less one bucket of granularity and some slack). Following the panic window instead
+    // would scale down within about PANIC_WINDOW_MS / 2.
+    const atStop = m.decisions.filter((d) => d.decidedAt <= stoppedAt).at(-1);
+    const c = atStop?.observedStable ?? 0;
+    assert.ok(c > (MAX - 1) * TARGET, `stable concurrency ${c} at the load stop asked for ${MAX}`);
+    const earliest = Math.round(STABLE_WINDOW_MS * (1 - ((MAX - 1) * TARGET) / c)) - 400;
+    console.log(`stable concurrency at the load stop: ${c}; scale-down allowed from +${earliest} ms`);
     assert.ok(
       firstDown.at - stoppedAt >= earliest,
       `scale-down began ${firstDown.at - stoppedAt} ms after the load stopped (< ${earliest} ms)`,
@@ -386,21 +403,26 @@ describe('autoscaling: scale to zero and CPU', () => {
       );
       assert.deepEqual(statusCounts(outcomes), { 200: outcomes.length }, 'every request answered 200');
       assert.ok(up, `desired never reached 2; events ${JSON.stringify(m.scaled())}`);
-      // The decision behind the event, as the autoscaler reported it (with what each signal asked for).
-      const d = m.decisions.find((x) => x.decidedAt >= up.at - 20 && x.desired === 2);
-      assert.ok(d, 'the autoscaler status showed the decision');
-      console.log(
-        `cpu decision: observedCpu=${d.observedCpu} cpuDesired=${d.cpuDesired} stableDesired=${d.stableDesired} panicDesired=${d.panicDesired} reason=${d.reason}`,
-      );
-      assert.ok((up.data?.observedCpu as number) >= TARGET_CPU, 'the CPU signal was over its target');
-      // Concurrency alone (1 worker, target 80) asks for 1: the 2 is the CPU's.
-      assert.ok(d.stableDesired! <= 1 && (d.panicDesired ?? 0) <= 1, 'concurrency alone asked for 1');
-      assert.ok(d.cpuDesired! >= 2, 'the CPU signal asked for more than one instance');
-      // The event names the signal, unless its count was cut to MAX_INSTANCES: ~1 busy core against
-      // TARGET_CPU=0.3 asks for ceil(1/0.3) = 4 > 2, and a clamped decision says 'max' (kpa.ts, as
-      // kpa.test.ts wants). 'max' is accepted only in that case.
+      const data = up.data as {
+        reason: string;
+        ready: number;
+        observedStable: number;
+        observedPanic?: number;
+        observedCpu?: number;
+      };
+      assert.ok((data.observedCpu ?? 0) >= TARGET_CPU, 'the CPU signal was over its target');
+      // Concurrency alone (1 worker, target 80 per instance) asks for 1: the 2 is the CPU's.
       assert.ok(
-        up.data?.reason === 'cpu' || (up.data?.reason === 'max' && d.cpuDesired! > 2),
+        Math.ceil(data.observedStable / 80) <= 1 && Math.ceil((data.observedPanic ?? 0) / 80) <= 1,
+        'concurrency alone asked for 1',
+      );
+      // The event names the signal unless its count was cut to MAX_INSTANCES: a whole busy core against
+      // TARGET_CPU=0.3 asks for ceil(1/0.3) = 4 > 2, and a clamped decision says 'max' (kpa.ts, as
+      // kpa.test.ts wants). 'max' is accepted only when the CPU asked for more than 2.
+      const cpuAsk = (data.ready * (data.observedCpu ?? 0)) / TARGET_CPU;
+      console.log(`cpu signal asked for ${cpuAsk.toFixed(2)} instances; reason ${data.reason}`);
+      assert.ok(
+        data.reason === 'cpu' || (data.reason === 'max' && cpuAsk > 2),
         `scaled for another reason: ${JSON.stringify(up.data)}`,
       );
     } finally {

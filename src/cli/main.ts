@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// The `yggdrasil` command: `start` runs the whole platform; `health` and `status` ask a running one.
+// The `yggdrasil` command: `start` runs the whole platform; `health`, `status`, `events` ask a running one.
 import { Command } from 'commander';
 import { loadPlatformConfig, type PlatformConfig } from '../core/config.js';
 import { isYggError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { createDriver, startPlatform } from '../platform.js';
 import type { DockerDriver } from '../runtime/docker-driver.js';
+import { eventsCommand } from './events.js';
 import { healthCommand, statusCommand } from './health.js';
 
 /** Loads the configuration or stops with exit code 2 and one line naming what is wrong. */
@@ -110,6 +111,15 @@ program
   .description("print the controller's status as JSON")
   .option('-u, --url <url>', 'controller URL', process.env.CONTROLLER_URL ?? 'http://127.0.0.1:3000')
   .action(statusCommand);
+
+program
+  .command('events')
+  .description('print the live feed of pool events (instances, scaling, breakers); --follow keeps printing')
+  .option('-u, --url <url>', 'controller URL', process.env.CONTROLLER_URL ?? 'http://127.0.0.1:3000')
+  .option('-f, --follow', 'keep printing new events until Ctrl-C')
+  .option('--stats', 'also print the stats snapshot every second')
+  .option('--json', 'print one JSON object a line')
+  .action(eventsCommand);
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`yggdrasil: ${(err as Error).message}\n`);

@@ -1,5 +1,5 @@
 // The controller port (CONTROLLER_PORT): GET /health, GET /status (pool, instances, events), GET /metrics.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { YggError } from '../core/errors.js';
 import { sendError, sendJson } from '../core/http.js';
@@ -11,6 +11,8 @@ export interface ControllerApiOptions {
   registry: Registry;
   /** Prometheus HTTP service discovery: the agents to scrape now. */
   scrapeTargets: () => Array<{ targets: string[]; labels: Record<string, string> }>;
+  /** Answers GET / with the live status page; without it / is not a route. */
+  statusPage?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 const ROUTES = new Set(['/health', '/status', '/metrics', '/sd/agents']);
@@ -19,6 +21,7 @@ export function createControllerServer(opts: ControllerApiOptions): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const run = async () => {
+      if (path === '/' && opts.statusPage?.(req, res)) return;
       if (!ROUTES.has(path ?? '')) {
         throw new YggError('YGG_ERR_NOT_FOUND', `no route ${req.method} ${path} on the controller`);
       }

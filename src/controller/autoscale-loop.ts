@@ -123,6 +123,9 @@ export class AutoscaleLoop {
       observedStable: round(d.observedStable),
       observedPanic: round(d.observedPanic),
       observedCpu: round(d.observedCpu),
+      stableDesired: d.stableDesired,
+      panicDesired: d.panicDesired,
+      cpuDesired: d.cpuDesired,
     });
   }
 }

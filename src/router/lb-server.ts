@@ -13,6 +13,10 @@ export interface LbServerOptions {
   status: () => unknown;
   /** Body and status for GET /health. */
   health: () => { ok: boolean; body: unknown };
+  /** Answers GET /status with the live status page when the client asks for HTML; false = JSON. */
+  statusPage?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Upgrades another listener on this server answers (the live feed's Socket.IO path). */
+  skipUpgrade?: (req: IncomingMessage) => boolean;
 }
 
 const AGENT_PREFIX = '/agent/';
@@ -29,7 +33,7 @@ export function createLbServer(opts: LbServerOptions): Server {
       const h = opts.health();
       sendJson(res, h.ok ? 200 : 503, h.body);
     } else if (path === '/status') {
-      sendJson(res, 200, opts.status());
+      if (!opts.statusPage?.(req, res)) sendJson(res, 200, opts.status());
     } else {
       const text = await router.metrics.registry.metrics();
       res.writeHead(200, { 'content-type': router.metrics.registry.contentType });
@@ -52,6 +56,7 @@ export function createLbServer(opts: LbServerOptions): Server {
   });
   server.keepAliveTimeout = 65_000;
   server.on('upgrade', (req, socket, head) => {
+    if (opts.skipUpgrade?.(req)) return;
     router.upgrade(req, socket, head).catch((err: unknown) => {
       opts.logger.error({ err }, 'upgrade failed');
       socket.destroy();

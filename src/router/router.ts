@@ -12,10 +12,10 @@ import { sendError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { AdmissionQueue, type Waiter } from './admission-queue.js';
 import { pickTwoChoices } from './balancer.js';
-import { limitBody } from './body-limit.js';
 import type { BreakerTransition } from './breaker.js';
 import { type ForwardOutcome, forward, INSTANCE_HEADER } from './forward.js';
 import { upstreamHeaders } from './headers.js';
+import { lazyBody } from './lazy-body.js';
 import { createRouterMetrics, type RouterMetrics } from './metrics.js';
 import { isRetryable, retryDelay } from './retry-backoff.js';
 import { SESSION_MOVED_HEADER, sessionCookie, sessionOf } from './session-id.js';
@@ -244,12 +244,6 @@ export class Router {
     const method = req.method ?? 'GET';
     const idempotent = method === 'GET' || method === 'HEAD';
     const headers = upstreamHeaders(req);
-    // A body without Content-Length is counted as it streams (413 past MAX_BODY_BYTES).
-    const body = idempotent
-      ? null
-      : req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined
-        ? limitBody(req, this.opts.maxBodyBytes)
-        : req;
     let exclude: Upstream | undefined;
     let movedOnce = false;
     for (let attempt = 1; ; attempt++) {
@@ -262,12 +256,14 @@ export class Router {
       }
       const { up } = slot;
       if (slot.moved) movedOnce = true;
+      // A fresh lazy wrapper per attempt: an attempt that never connected leaves the body unread.
+      const body = idempotent ? null : lazyBody(req, this.opts.maxBodyBytes);
       const outcome = await forward(up, {
         req,
         res,
         path,
         headers,
-        body,
+        body: body?.stream ?? null,
         timeoutMs: this.opts.requestTimeoutMs,
         ...(movedOnce ? { responseHeaders: { [SESSION_MOVED_HEADER]: '1' } } : {}),
       });
@@ -279,7 +275,7 @@ export class Router {
           return this.record(up.id, 499, started);
         case 'unreached':
         case 'failed': {
-          const reached = outcome.kind === 'failed';
+          const reached = outcome.kind === 'failed' || (body?.started() ?? false);
           const headersSent = outcome.kind === 'failed' && outcome.headersSent;
           if (
             !headersSent &&
@@ -361,7 +357,7 @@ export class Router {
       }
     }
     if (pinned) {
-      if (pinned.inflight < this.limit && pinned.breaker.canRequest(now)) {
+      if (pinned.inflight < this.limit && this.enter(pinned, now)) {
         pinned.inflight++;
         this.bindSession(sessionId, pinned, 'hit');
         return { up: pinned, moved };
@@ -391,13 +387,21 @@ export class Router {
     return { up, moved: moved && known };
   }
 
+  /** Asks the breaker to let one request in, reporting the open → half-open change it may make. */
+  private enter(up: Upstream, now: number): boolean {
+    const ok = up.breaker.canRequest(now);
+    const t = up.breaker.transition;
+    if (t) this.onBreakerTransition(up, t);
+    return ok;
+  }
+
   /** Least in-flight by two choices among instances with room and a breaker that lets requests in. */
   private pick(now: number, exclude: Upstream | undefined): Upstream | undefined {
     const active = this.upstreams.active;
     const load = (u: Upstream) =>
       (u === exclude && active.length > 1) || !u.breaker.available(now) ? this.limit : u.inflight;
     const up = pickTwoChoices(active, load, this.limit, this.random);
-    if (up && !up.breaker.canRequest(now)) return undefined;
+    if (up && !this.enter(up, now)) return undefined;
     return up;
   }
 
@@ -462,7 +466,7 @@ export class Router {
     while (up.inflight < this.limit && this.queue.length > 0 && up.breaker.available(now)) {
       const w = this.queue.takeFor(up.id);
       if (!w) return;
-      if (!up.breaker.canRequest(now)) {
+      if (!this.enter(up, now)) {
         // Lost the half-open probe race: put nobody on it; the waiter keeps its place via re-dispatch.
         this.dispatchElsewhere(w);
         return;

@@ -3,6 +3,7 @@
 // it spawned, and the reference agent gets an IPC channel so it exits if the controller dies.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { YggError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -73,7 +74,7 @@ export class ProcessDriver implements InstanceDriver {
     const forward = this.opts.forwardOutput ?? false;
     let child: ChildProcess;
     if (this.opts.command) {
-      child = spawn('/bin/sh', ['-c', `exec ${this.opts.command}`], {
+      child = spawn('/bin/sh', ['-c', shellScript(this.opts.command)], {
         env,
         detached: true,
         stdio: ['ignore', forward ? 'pipe' : 'ignore', 'pipe'],
@@ -144,14 +145,17 @@ export class ProcessDriver implements InstanceDriver {
   async stop(id: string, graceMs: number): Promise<void> {
     const r = this.running.get(id);
     if (!r) return;
+    const deadline = Date.now() + graceMs;
     killGroup(r.child, 'SIGTERM');
     const timer = setTimeout(() => killGroup(r.child, 'SIGKILL'), graceMs);
     try {
       await r.exited;
+      // A shell command's children may still be finishing their requests: wait for the group too.
+      const pid = r.child.pid;
+      while (pid !== undefined && groupAlive(pid) && Date.now() < deadline) await sleep(25);
     } finally {
       clearTimeout(timer);
     }
-    // The group may hold children of a shell command that outlived it.
     killGroup(r.child, 'SIGKILL');
   }
 
@@ -177,6 +181,24 @@ export class ProcessDriver implements InstanceDriver {
   async close(graceMs = 2000): Promise<void> {
     await Promise.all([...this.running.keys()].map((id) => this.stop(id, graceMs)));
     process.off('exit', this.killAllOnExit);
+  }
+}
+
+/**
+ * A simple command is exec'ed so the agent itself is the process we watch and signal; anything with
+ * shell syntax (VAR=x cmd, &&, pipes) runs under the shell, and stop() waits for the whole group.
+ */
+export function shellScript(command: string): string {
+  const simple = /^[^\s=;&|<>`$()'"]+(\s|$)/.test(command) && !/[;&|<>`\n]/.test(command);
+  return simple ? `exec ${command}` : command;
+}
+
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
