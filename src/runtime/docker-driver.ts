@@ -285,15 +285,17 @@ export class DockerDriver implements InstanceDriver {
     if (!r || r.containerId !== e.Actor?.ID) return;
     this.running.delete(id);
     const code = attrs.exitCode === undefined ? null : Number(attrs.exitCode);
-    void this.lastLines(r.containerId).then((lastOutput) => {
+    void (async () => {
+      const lastOutput = await this.lastLines(r.containerId);
+      // Remove it before reporting: a replacement reuses the container name at once.
       if (!r.stopping)
-        void this.docker
+        await this.docker
           .getContainer(r.containerId)
           .remove({ force: true })
           .catch(() => {});
       const exit: ExitInfo = { id, incarnation: r.handle.incarnation, code, signal: null, lastOutput };
       for (const l of this.exitListeners) l(exit);
-    });
+    })();
   }
 
   private async lastLines(containerId: string): Promise<string[]> {
