@@ -1,8 +1,8 @@
 // Cold start of one instance, from asking the runtime for it to its first healthy answer, N times.
 // Run: npx tsx bench/cold-start.ts [process|docker] [count]   (docker needs dockerd and the images)
 import { randomBytes } from 'node:crypto';
-import { createLogger } from '../src/core/logger.js';
 import { probeHealth } from '../src/controller/health-probe.js';
+import { createLogger } from '../src/core/logger.js';
 import { DockerDriver } from '../src/runtime/docker-driver.js';
 import type { InstanceDriver } from '../src/runtime/driver.js';
 import { ProcessDriver } from '../src/runtime/process-driver.js';
@@ -16,7 +16,10 @@ export interface ColdStart {
   maxMs: number;
 }
 
-export function makeDriver(kind: 'process' | 'docker'): { driver: InstanceDriver; cleanup: () => Promise<void> } {
+export function makeDriver(kind: 'process' | 'docker'): {
+  driver: InstanceDriver;
+  cleanup: () => Promise<void>;
+} {
   const logger = createLogger('silent');
   if (kind === 'process') {
     const driver = new ProcessDriver({ logger, env: { ...process.env, LOG_LEVEL: 'warn' } });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { describe, it } from 'node:test';
 import type { Platform } from '../src/platform.js';
-import { bootPlatform, json, waitFor } from './helpers/platform.js';
+import { bootPlatform, json, killInstance, waitFor } from './helpers/platform.js';
 import { connectWs } from './helpers/ws.js';
 
 interface ProcessAnswer {
@@ -122,16 +122,7 @@ describe('sticky sessions', () => {
       }
       assert.equal(instances.size, 1, `one session spread over ${[...instances]}`);
       const home = [...instances][0]!;
-      const pid = p.controller.status().instances.find((i) => i.id === home)!.meta.pid as number;
-      process.kill(pid, 'SIGKILL');
-      await waitFor('the router to drop the dead instance', () =>
-        p.router.upstreams.get(home)?.incarnation !== undefined
-          ? p.router.upstreams.get(home)?.inflight === 0 &&
-            !p.controller
-              .status()
-              .instances.find((i) => i.id === home && i.state === 'ready' && i.meta.pid === pid)
-          : true,
-      );
+      await killInstance(p, home);
       const moved = await post(p, { input: 'after' }, { 'x-session-id': 'workflow-1' });
       assert.equal(moved.status, 200);
       assert.equal(moved.headers.get('x-yggdrasil-session-moved'), '1');

@@ -31,6 +31,10 @@ export const ERROR_CATALOGUE = {
     status: 503,
     doc: 'Every candidate instance has its circuit breaker open after repeated failures.',
   },
+  YGG_ERR_RATE_LIMITED: {
+    status: 429,
+    doc: 'The nginx front (docker-compose) refused the request: over its rate limit.',
+  },
   YGG_ERR_UPSTREAM: { status: 502, doc: 'The instance failed before sending a complete response.' },
   YGG_ERR_TIMEOUT: { status: 504, doc: 'The instance did not answer within REQUEST_TIMEOUT_MS.' },
   YGG_ERR_SHUTTING_DOWN: { status: 503, doc: 'Yggdrasil is stopping and takes no new requests.' },

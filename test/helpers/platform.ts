@@ -1,9 +1,12 @@
 // Test helpers: boot the whole platform in-process on random free ports with real agent processes.
+import { execFileSync } from 'node:child_process';
 import { loadPlatformConfig, type PlatformConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
 import { type Platform, startPlatform } from '../../src/platform.js';
 
 export const TEST_DEFAULTS: Record<string, string> = {
+  // TEST_DRIVER=docker runs the same tests on containers (test/docker-router.test.ts does, in CI).
+  ...(process.env.TEST_DRIVER ? { DRIVER: process.env.TEST_DRIVER } : {}),
   LB_PORT: '0',
   CONTROLLER_PORT: '0',
   LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -51,4 +54,23 @@ export function isAlive(pid: number): boolean {
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
   return (await res.json()) as T;
+}
+
+/** What identifies one run of an instance on any runtime: its pid or its container. */
+export function runKey(i: { meta: Record<string, string | number> }): string {
+  return String(i.meta.pid ?? i.meta.containerId);
+}
+
+/** Kills a ready instance the hard way (SIGKILL / docker kill); resolves once the controller saw it. */
+export async function killInstance(p: Platform, id: string): Promise<void> {
+  const inst = p.controller.status().instances.find((i) => i.id === id && i.state === 'ready');
+  if (!inst) throw new Error(`${id} is not ready`);
+  const key = runKey(inst);
+  if (inst.meta.pid !== undefined) process.kill(Number(inst.meta.pid), 'SIGKILL');
+  else execFileSync('docker', ['kill', String(inst.meta.containerId)], { stdio: 'ignore' });
+  await waitFor(
+    `the controller to see ${id} die`,
+    () =>
+      !p.controller.status().instances.some((i) => i.id === id && i.state === 'ready' && runKey(i) === key),
+  );
 }

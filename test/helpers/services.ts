@@ -4,6 +4,9 @@ import { execFileSync } from 'node:child_process';
 
 export const IN_CI = process.env.CI === 'true';
 
+/** The Debian Chromium the browser tests drive (playwright-core never downloads a browser here). */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
 function works(cmd: string, args: string[]): boolean {
   try {
     execFileSync(cmd, args, { stdio: 'ignore', timeout: 15_000 });
@@ -15,6 +18,15 @@ function works(cmd: string, args: string[]): boolean {
 
 const checks = {
   docker: { ok: () => works('docker', ['info']), install: 'apt-get install docker.io and start dockerd' },
+  'docker-compose': {
+    ok: () => works('docker', ['info']) && works('docker-compose', ['version']),
+    install: 'apt-get install docker.io docker-compose and start dockerd',
+  },
+  prometheus: {
+    ok: () => works('prometheus', ['--version']) && works('promtool', ['--version']),
+    install: 'apt-get install prometheus (prometheus and promtool on PATH)',
+  },
+  chromium: { ok: () => works(CHROMIUM, ['--version']), install: 'apt-get install chromium' },
 } as const;
 
 /**
