@@ -1,12 +1,2 @@
-// Small statistics helpers for the benchmarks (nearest-rank percentiles on raw samples).
-
-export function percentile(samples: readonly number[], p: number): number {
-  if (samples.length === 0) return Number.NaN;
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank]!;
-}
-
-export const median = (samples: readonly number[]) => percentile(samples, 50);
-
-export const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+// The benchmarks' statistics are the project's own (src/core/stats.ts).
+export { median, percentile, round } from '../src/core/stats.js';

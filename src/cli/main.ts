@@ -8,6 +8,7 @@ import { createDriver, startPlatform } from '../platform.js';
 import type { DockerDriver } from '../runtime/docker-driver.js';
 import { eventsCommand } from './events.js';
 import { healthCommand, statusCommand } from './health.js';
+import { loadTestCommand } from './load-test.js';
 
 /** Loads the configuration or stops with exit code 2 and one line naming what is wrong. */
 function loadConfigOrExit(path: string | undefined): PlatformConfig {
@@ -98,6 +99,23 @@ program
       `removed ${containers} container(s) owned by ${cfg.DOCKER_OWNER}${network ? ` and network ${cfg.DOCKER_NETWORK}` : ''}\n`,
     );
   });
+
+program
+  .command('load-test')
+  .description('load the load balancer with autocannon and check the SLOs (exit 1 on a miss)')
+  .argument('[url]', 'target URL', `http://127.0.0.1:${process.env.LB_PORT ?? 8080}/api/test`)
+  .option('-c, --connections <n>', 'concurrent connections', '10')
+  .option('-d, --duration <seconds>', 'how long to run', '10')
+  .option('-n, --amount <requests>', 'stop after this many requests (instead of --duration)')
+  .option('-m, --method <method>', 'HTTP method', 'GET')
+  .option('-b, --body <text>', 'request body (JSON gets content-type application/json)')
+  .option('-H, --header <header...>', 'extra header "name: value" (repeatable)', [])
+  .option('-s, --session-share <0..1>', 'share of requests carrying an X-Session-Id (100 sessions)', '0')
+  .option('--slo-p95-ms <ms>', 'p95 latency must stay below', '200')
+  .option('--slo-rps <n>', 'throughput must exceed', '1000')
+  .option('--slo-error-rate <share>', 'error rate must stay below', '0.01')
+  .option('--json', 'print the summary as JSON (no progress bar)')
+  .action(loadTestCommand);
 
 program
   .command('health')

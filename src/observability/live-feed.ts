@@ -6,6 +6,7 @@ import type { Counter, Histogram } from 'prom-client';
 import { Server as IoServer } from 'socket.io';
 import type { EventLog } from '../controller/events.js';
 import type { Logger } from '../core/logger.js';
+import { isSameHost } from './origin.js';
 import {
   LIVE_EVENTS,
   LIVE_FEED_PATH,
@@ -80,9 +81,13 @@ export class LiveFeed {
       // The LB port carries agents' WebSockets too: engine.io must not cut upgrades it does not own
       // (a queued WebSocket waits for a slot longer than engine.io's 1 s default).
       destroyUpgrade: false,
-      // Once stopping, refuse new connections so the ports can close.
-      allowRequest: (_req: IncomingMessage, cb: (err: string | null | undefined, ok: boolean) => void) =>
-        cb(this.closed ? 'the platform is stopping' : null, !this.closed),
+      allowRequest: (req: IncomingMessage, cb: (err: string | null | undefined, ok: boolean) => void) => {
+        // Once stopping, refuse new connections so the ports can close.
+        if (this.closed) return cb('the platform is stopping', false);
+        if (!isSameHost(req.headers.origin, req.headers.host))
+          return cb('cross-site connection refused', false);
+        cb(null, true);
+      },
     });
     io.on('connection', (socket) => {
       socket.emit(LIVE_EVENTS.hello, this.hello());

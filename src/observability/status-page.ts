@@ -120,16 +120,16 @@ label.toggle { color:var(--dim); font-size:12px; float:right; }
   <section class="card charts" aria-label="charts, last five minutes">
     <figure><figcaption><span>Requests / s</span><b id="chart-rps-now">–</b></figcaption>
       <svg class="chart" id="chart-rps" viewBox="0 0 600 110" preserveAspectRatio="none" role="img" aria-label="requests per second"></svg>
-      <div class="axis"><span>−5 min</span><span>max <span id="chart-rps-max">–</span></span></div></figure>
+      <div class="axis"><span class="since">−5 min</span><span>max <span id="chart-rps-max">–</span></span></div></figure>
     <figure><figcaption><span>p95 latency</span><b id="chart-p95-now">–</b></figcaption>
       <svg class="chart" id="chart-p95" viewBox="0 0 600 110" preserveAspectRatio="none" role="img" aria-label="p95 latency"></svg>
-      <div class="axis"><span>−5 min</span><span>max <span id="chart-p95-max">–</span></span></div></figure>
+      <div class="axis"><span class="since">−5 min</span><span>max <span id="chart-p95-max">–</span></span></div></figure>
     <figure><figcaption><span>Queue depth</span><b id="chart-queue-now">–</b></figcaption>
       <svg class="chart" id="chart-queue" viewBox="0 0 600 110" preserveAspectRatio="none" role="img" aria-label="queue depth"></svg>
-      <div class="axis"><span>−5 min</span><span>max <span id="chart-queue-max">–</span></span></div></figure>
+      <div class="axis"><span class="since">−5 min</span><span>max <span id="chart-queue-max">–</span></span></div></figure>
     <figure><figcaption><span>Instances (ready, desired dashed)</span><b id="chart-inst-now">–</b></figcaption>
       <svg class="chart" id="chart-inst" viewBox="0 0 600 110" preserveAspectRatio="none" role="img" aria-label="instance count"></svg>
-      <div class="axis"><span>−5 min</span><span>max <span id="chart-inst-max">–</span></span></div></figure>
+      <div class="axis"><span class="since">−5 min</span><span>max <span id="chart-inst-max">–</span></span></div></figure>
   </section>
   <div class="cols">
     <section class="card"><h2>Instances</h2>
@@ -222,7 +222,12 @@ label.toggle { color:var(--dim); font-size:12px; float:right; }
   }
   function drawCharts() {
     if (points.length === 0) return;
-    var last = points[points.length - 1], start = last.at - SPAN_MS;
+    // The last five minutes once there are; until then the data there is, at least one minute.
+    var last = points[points.length - 1];
+    var span = Math.min(SPAN_MS, Math.max(60 * 1000, last.at - points[0].at));
+    var start = last.at - span;
+    var since = '−' + (span >= 120 * 1000 ? Math.round(span / 60000) + ' min' : Math.round(span / 1000) + ' s');
+    document.querySelectorAll('.since').forEach(function (el) { el.textContent = since; });
     CHARTS.forEach(function (c) {
       var svg = $(c.id), max = 0;
       c.keys.forEach(function (k) {
@@ -236,7 +241,7 @@ label.toggle { color:var(--dim); font-size:12px; float:right; }
         var d = '', pen = false;
         points.forEach(function (p) {
           if (p.at < start || p[k] == null) { pen = false; return; }
-          d += (pen ? 'L' : 'M') + (((p.at - start) / SPAN_MS) * W).toFixed(1) + ' ' + y(p[k]);
+          d += (pen ? 'L' : 'M') + (((p.at - start) / span) * W).toFixed(1) + ' ' + y(p[k]);
           pen = true;
         });
         line(svg, d, c.cls[j]);
