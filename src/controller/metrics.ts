@@ -2,10 +2,13 @@
 // cold-start time. Gauges read the controller's state at scrape time, so removed instances disappear.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { InstanceState } from './instance.js';
+import { CRASH_LOOP_THRESHOLD } from './restart-backoff.js';
 
 export interface InstanceSample {
   id: string;
   state: InstanceState;
+  /** Consecutive crashes (CRASH_LOOP_THRESHOLD or more: crash-looping). */
+  crashes?: number;
   cpu?: number;
   memoryBytes?: number;
 }
@@ -58,6 +61,17 @@ export function createControllerMetrics(source: ControllerMetricsSource, registr
     collect() {
       this.reset();
       for (const i of source.instances()) this.set({ instance: i.id }, i.state === 'ready' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'yggdrasil_instance_crash_looping',
+    help: '1 while the instance is crash-looping (restarted with backoff after repeated crashes).',
+    labelNames: ['instance'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const i of source.instances())
+        this.set({ instance: i.id }, (i.crashes ?? 0) >= CRASH_LOOP_THRESHOLD ? 1 : 0);
     },
   });
   new Gauge({

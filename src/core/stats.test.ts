@@ -11,7 +11,8 @@ describe('percentile', () => {
     { p: 100, want: 100 },
     { p: 0, want: 1 },
   ];
-  for (const { p, want } of table) it(`p${p} of 1..100 is ${want}`, () => assert.equal(percentile(xs, p), want));
+  for (const { p, want } of table)
+    it(`p${p} of 1..100 is ${want}`, () => assert.equal(percentile(xs, p), want));
   it('is NaN on no samples', () => assert.ok(Number.isNaN(percentile([], 50))));
   it('median of one sample is that sample', () => assert.equal(median([7]), 7));
   it('rounds to the given digits', () => assert.equal(round(1.2345, 2), 1.23));

@@ -7,6 +7,7 @@ import type { UpstreamSet } from './upstreams.js';
 export interface RouterMetricsSource {
   upstreams: UpstreamSet;
   queueLength: () => number;
+  queueLimit: number;
   now: () => number;
 }
 
@@ -32,6 +33,14 @@ export function createRouterMetrics(source: RouterMetricsSource, registry = new 
     },
   });
   new Gauge({
+    name: 'yggdrasil_router_queue_limit',
+    help: 'QUEUE_MAX: most requests that may wait for a slot.',
+    registers: [registry],
+    collect() {
+      this.set(source.queueLimit);
+    },
+  });
+  new Gauge({
     name: 'yggdrasil_router_breaker_state',
     help: 'Circuit breaker per instance: 0 closed, 1 half-open, 2 open.',
     labelNames: ['instance'],
@@ -53,7 +62,8 @@ export function createRouterMetrics(source: RouterMetricsSource, registry = new 
     }),
     duration: new Histogram({
       name: 'yggdrasil_router_request_duration_seconds',
-      help: 'Time from the request reaching the router to the end of its answer (queue wait included).',
+      help: 'Time from the request reaching the router to the end of its answer (queue wait included), by instance.',
+      labelNames: ['instance'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [registry],
     }),

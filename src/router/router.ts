@@ -88,6 +88,7 @@ export class Router {
     this.metrics = createRouterMetrics({
       upstreams: this.upstreams,
       queueLength: () => this.queue.length,
+      queueLimit: opts.queueMax,
       now: this.now,
     });
     this.upstreams.onChange((c) => this.onPoolChange(c));
@@ -571,6 +572,6 @@ export class Router {
 
   private record(instance: string, status: number, started: number): void {
     this.metrics.requests.inc({ instance, code: String(status) });
-    this.metrics.duration.observe((performance.now() - started) / 1000);
+    this.metrics.duration.observe({ instance }, (performance.now() - started) / 1000);
   }
 }
