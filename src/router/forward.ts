@@ -25,7 +25,7 @@ export interface ForwardRequest {
   path: string;
   headers: Record<string, string | string[]>;
   /** Body to send: the client's request stream, or nothing for GET/HEAD. */
-  body: Readable | null;
+  body: Readable | Buffer | null;
   timeoutMs: number;
   /** Extra response headers (set before the instance's headers are written). */
   responseHeaders?: Record<string, string>;

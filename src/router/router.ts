@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceState } from '../controller/instance.js';
 import { YggError } from '../core/errors.js';
-import { sendError } from '../core/http.js';
+import { readBody, sendError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { AdmissionQueue, type Waiter } from './admission-queue.js';
 import { pickTwoChoices } from './balancer.js';
@@ -61,6 +61,8 @@ interface Slot {
 }
 
 const CLIENT_GONE = null;
+/** Bodies up to this size with a Content-Length are buffered (Envoy buffers for retries the same way). */
+const SMALL_BODY_BYTES = 64 * 1024;
 
 export class Router {
   readonly upstreams: UpstreamSet;
@@ -73,6 +75,10 @@ export class Router {
   private sessionSweep: NodeJS.Timeout;
   private closing = false;
   private readonly limit: number;
+  private readonly recorders = new Map<
+    string,
+    { count: { inc(): void }; time: { observe(v: number): void } }
+  >();
 
   constructor(private readonly opts: RouterOptions) {
     this.limit = opts.maxConcurrency;
@@ -245,6 +251,17 @@ export class Router {
     const method = req.method ?? 'GET';
     const idempotent = method === 'GET' || method === 'HEAD';
     const headers = upstreamHeaders(req);
+    // A small body with a declared length is read first (before a slot is taken): one write upstream,
+    // and safe to send again on a retry. Larger or chunked bodies stream (see lazyBody).
+    let buffered: Buffer | null = null;
+    const declared = req.headers['content-length'];
+    if (!idempotent && declared !== undefined && Number(declared) <= SMALL_BODY_BYTES) {
+      try {
+        buffered = await readBody(req, SMALL_BODY_BYTES);
+      } catch {
+        return this.record('none', 499, started);
+      }
+    }
     let exclude: Upstream | undefined;
     let movedOnce = false;
     for (let attempt = 1; ; attempt++) {
@@ -258,13 +275,13 @@ export class Router {
       const { up } = slot;
       if (slot.moved) movedOnce = true;
       // A fresh lazy wrapper per attempt: an attempt that never connected leaves the body unread.
-      const body = idempotent ? null : lazyBody(req, this.opts.maxBodyBytes);
+      const body = idempotent || buffered ? null : lazyBody(req, this.opts.maxBodyBytes);
       const outcome = await forward(up, {
         req,
         res,
         path,
         headers,
-        body: body?.stream ?? null,
+        body: buffered ?? body?.stream ?? null,
         timeoutMs: this.opts.requestTimeoutMs,
         ...(movedOnce ? { responseHeaders: { [SESSION_MOVED_HEADER]: '1' } } : {}),
       });
@@ -571,7 +588,17 @@ export class Router {
   }
 
   private record(instance: string, status: number, started: number): void {
-    this.metrics.requests.inc({ instance, code: String(status) });
-    this.metrics.duration.observe({ instance }, (performance.now() - started) / 1000);
+    // Labelled children are cached: prom-client hashes the label set on every unlabelled call.
+    const key = `${instance} ${status}`;
+    let r = this.recorders.get(key);
+    if (!r) {
+      r = {
+        count: this.metrics.requests.labels({ instance, code: String(status) }),
+        time: this.metrics.duration.labels({ instance }),
+      };
+      this.recorders.set(key, r);
+    }
+    r.count.inc();
+    r.time.observe((performance.now() - started) / 1000);
   }
 }

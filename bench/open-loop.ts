@@ -1,0 +1,63 @@
+// An open-loop load generator: requests are sent on a fixed schedule (rate per second) whatever the
+// answers do, and latency is measured from the scheduled time, so a stall shows in the tail instead of
+// slowing the load down (no coordinated omission).
+import { Pool } from 'undici';
+import { percentile } from '../src/core/stats.js';
+import { BODY } from './wrk.js';
+
+export interface OpenLoopResult {
+  sent: number;
+  ok: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export async function openLoop(
+  url: string,
+  opts: { rate: number; seconds: number },
+): Promise<OpenLoopResult> {
+  const u = new URL(url);
+  const pool = new Pool(u.origin, { connections: 256, pipelining: 1 });
+  const total = Math.round(opts.rate * opts.seconds);
+  const interval = 1000 / opts.rate;
+  const latencies: number[] = [];
+  let ok = 0;
+  let errors = 0;
+  let sent = 0;
+  const inflight: Array<Promise<void>> = [];
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      while (sent < total && t0 + sent * interval <= now) {
+        const scheduled = t0 + sent * interval;
+        sent++;
+        inflight.push(
+          pool
+            .request({
+              path: u.pathname,
+              method: 'POST',
+              body: BODY,
+              headers: { 'content-type': 'application/json' },
+            })
+            .then(async (res) => {
+              await res.body.dump();
+              latencies.push(performance.now() - scheduled);
+              if (res.statusCode < 400) ok++;
+              else errors++;
+            })
+            .catch(() => {
+              errors++;
+            }),
+        );
+      }
+      if (sent < total) setImmediate(tick);
+      else resolve();
+    };
+    tick();
+  });
+  await Promise.all(inflight);
+  await pool.close();
+  return { sent, ok, errors, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
+}

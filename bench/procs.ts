@@ -1,0 +1,102 @@
+// Processes for the benchmarks: CPU pinning (servers on core 0, load generators on core 1, where the
+// machine has taskset and two cores), the platform as a child process, CPU time of a process.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { freePort } from '../src/runtime/free-port.js';
+import { processUsage } from '../src/runtime/proc-usage.js';
+
+export const SERVER_CPU = 0;
+export const LOADGEN_CPU = 1;
+
+let taskset: boolean | undefined;
+export function canPin(): boolean {
+  if (taskset === undefined) {
+    try {
+      execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' });
+      taskset = availableParallelism() >= 2;
+    } catch {
+      taskset = false;
+    }
+  }
+  return taskset;
+}
+
+/** The command line that runs `cmd` pinned to `cpu` (unchanged when pinning is not possible). */
+export function pinned(cmd: string, args: string[], cpu: number | undefined): [string, string[]] {
+  if (cpu === undefined || !canPin()) return [cmd, args];
+  return ['taskset', ['-c', String(cpu), cmd, ...args]];
+}
+
+export async function cpuSeconds(pids: number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) total += (await processUsage(pid))?.cpuSeconds ?? 0;
+  return total;
+}
+
+export async function rssBytes(pid: number): Promise<number> {
+  return (await processUsage(pid))?.memoryBytes ?? 0;
+}
+
+export interface PlatformProcess {
+  child: ChildProcess;
+  pid: number;
+  lbUrl: string;
+  controllerUrl: string;
+  agents: Array<{ id: string; port: number; pid: number }>;
+  stop(): Promise<void>;
+}
+
+const root = new URL('..', import.meta.url).pathname;
+
+/** Starts `yggdrasil start` (from dist/) pinned to the server core and waits for its pool. */
+export async function startPlatformProcess(env: Record<string, string>): Promise<PlatformProcess> {
+  const lbPort = await freePort();
+  const controllerPort = await freePort();
+  const [cmd, args] = pinned(process.execPath, ['dist/cli/main.js', 'start'], SERVER_CPU);
+  const child = spawn(cmd, args, {
+    cwd: root,
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'warn',
+      ...env,
+      LB_PORT: String(lbPort),
+      CONTROLLER_PORT: String(controllerPort),
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const lbUrl = `http://127.0.0.1:${lbPort}`;
+  const controllerUrl = `http://127.0.0.1:${controllerPort}`;
+  const want = Number(env.MIN_INSTANCES ?? 1);
+  const deadline = Date.now() + 60_000;
+  let agents: PlatformProcess['agents'] = [];
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the platform exited: ${err}`);
+    try {
+      const s = (await (await fetch(`${controllerUrl}/status`)).json()) as {
+        instances: Array<{ id: string; state: string; meta: { pid: number; port: number } }>;
+      };
+      const ready = s.instances.filter((i) => i.state === 'ready');
+      if (ready.length >= want) {
+        agents = ready.map((i) => ({ id: i.id, port: i.meta.port, pid: i.meta.pid }));
+        break;
+      }
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`the platform did not reach ${want} ready instances: ${err}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // With taskset the node process is taskset's child after exec: same pid.
+  return {
+    child,
+    pid: child.pid!,
+    lbUrl,
+    controllerUrl,
+    agents,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,183 @@
+// Proxy benchmarks: the same agent measured directly (the ceiling), through the Yggdrasil router
+// (concurrency limits and session affinity on) and through nginx (1 worker and auto, upstream
+// keepalive), interleaved A B C D A B C D with medians; the latency the router adds at a fixed
+// 1000 req/s (open loop); and an overload burst where nginx's max_conns refuses and the router queues.
+import { median, round } from '../src/core/stats.js';
+import { startNginx } from './nginx.js';
+import { openLoop } from './open-loop.js';
+import { cpuSeconds, LOADGEN_CPU, startPlatformProcess } from './procs.js';
+import type { BenchSection } from './section.js';
+import { type WrkResult, wrk } from './wrk.js';
+
+interface Target {
+  name: string;
+  url: string;
+  pids: () => number[];
+}
+
+const PATH = '/api/bench';
+
+export async function runThroughput(opts: { quick: boolean }): Promise<BenchSection[]> {
+  const rounds = opts.quick ? 1 : 3;
+  const seconds = opts.quick ? 2 : 5;
+  const connections = 64;
+  const platform = await startPlatformProcess({ MIN_INSTANCES: '1', MAX_INSTANCES: '1' });
+  const agent = platform.agents[0]!;
+  const nginx1 = await startNginx({ agentPorts: [agent.port], workers: 1 });
+  const nginxAuto = await startNginx({ agentPorts: [agent.port], workers: 'auto' });
+  try {
+    const targets: Target[] = [
+      { name: 'direct (ceiling)', url: `http://127.0.0.1:${agent.port}${PATH}`, pids: () => [] },
+      { name: 'yggdrasil router', url: `${platform.lbUrl}${PATH}`, pids: () => [platform.pid] },
+      { name: 'nginx (1 worker)', url: `${nginx1.url}${PATH}`, pids: () => nginx1.pids() },
+      { name: 'nginx (auto)', url: `${nginxAuto.url}${PATH}`, pids: () => nginxAuto.pids() },
+    ];
+    const results = new Map<string, Array<WrkResult & { cpuUsPerReq: number }>>();
+    for (const t of targets) await wrk(t.url, { connections, seconds: 1, cpu: LOADGEN_CPU }); // warm-up
+    for (let r = 0; r < rounds; r++) {
+      for (const t of targets) {
+        const before = await cpuSeconds(t.pids());
+        const res = await wrk(t.url, { connections, seconds, cpu: LOADGEN_CPU });
+        const cpu = (await cpuSeconds(t.pids())) - before;
+        const list = results.get(t.name) ?? [];
+        list.push({ ...res, cpuUsPerReq: res.requests > 0 && cpu > 0 ? (cpu * 1e6) / res.requests : 0 });
+        results.set(t.name, list);
+      }
+    }
+    const med = (name: string, key: keyof WrkResult | 'cpuUsPerReq') =>
+      median(results.get(name)!.map((x) => x[key] as number));
+    const rows = targets.map((t) => ({
+      target: t.name,
+      'req/s': round(med(t.name, 'rps'), 0),
+      'p50 ms': round(med(t.name, 'p50Ms'), 2),
+      'p95 ms': round(med(t.name, 'p95Ms'), 2),
+      'p99 ms': round(med(t.name, 'p99Ms'), 2),
+      'CPU µs/req (proxy)': t.pids().length ? round(med(t.name, 'cpuUsPerReq'), 1) : '-',
+      errors: results.get(t.name)!.reduce((a, x) => a + x.errors + x.non2xx, 0),
+    }));
+    const rps = (n: string) => med(n, 'rps');
+    const routerVsNginx = rps('yggdrasil router') / rps('nginx (1 worker)');
+    const routerVsDirect = rps('yggdrasil router') / rps('direct (ceiling)');
+
+    // Added latency at a fixed rate, open loop: router vs the same agent directly.
+    const rate = 1000;
+    const olSeconds = opts.quick ? 2 : 10;
+    const direct = await openLoop(`http://127.0.0.1:${agent.port}${PATH}`, { rate, seconds: olSeconds });
+    const routed = await openLoop(`${platform.lbUrl}${PATH}`, { rate, seconds: olSeconds });
+    const latencyRows = [
+      {
+        path: 'direct',
+        sent: direct.sent,
+        errors: direct.errors,
+        'p50 ms': round(direct.p50Ms, 3),
+        'p99 ms': round(direct.p99Ms, 3),
+      },
+      {
+        path: 'router',
+        sent: routed.sent,
+        errors: routed.errors,
+        'p50 ms': round(routed.p50Ms, 3),
+        'p99 ms': round(routed.p99Ms, 3),
+      },
+      {
+        path: 'added by the router',
+        sent: '',
+        errors: '',
+        'p50 ms': round(routed.p50Ms - direct.p50Ms, 3),
+        'p99 ms': round(routed.p99Ms - direct.p99Ms, 3),
+      },
+    ];
+    return [
+      {
+        title: 'Proxy throughput and latency',
+        rows,
+        notes: [
+          `wrk -t1 -c${connections}, ${seconds} s per run, ${rounds} interleaved round(s), medians; POST of a ~100-byte JSON body to ${PATH} of one reference agent.`,
+          'wrk pinned to core 1, the servers (agent, router, nginx) to core 0 with taskset when available; CPU µs/req is the proxy process(es) CPU time over requests served.',
+          `router / nginx (1 worker) = ${round(routerVsNginx, 2)}; router / direct = ${round(routerVsDirect, 2)}.`,
+        ],
+        figures: {
+          routerRps: rps('yggdrasil router'),
+          nginx1Rps: rps('nginx (1 worker)'),
+          nginxAutoRps: rps('nginx (auto)'),
+          directRps: rps('direct (ceiling)'),
+          routerVsNginx,
+          routerVsDirect,
+          routerCpuUsPerReq: med('yggdrasil router', 'cpuUsPerReq'),
+          nginxCpuUsPerReq: med('nginx (1 worker)', 'cpuUsPerReq'),
+          errors: rows.reduce((a, r) => a + Number(r.errors), 0),
+        },
+      },
+      {
+        title: `Added latency at ${rate} req/s (open loop)`,
+        rows: latencyRows,
+        notes: [
+          `${rate} req/s for ${olSeconds} s on a fixed schedule (latency counted from the scheduled send time, so stalls are not hidden), same agent, same body.`,
+        ],
+        figures: {
+          addedP50Ms: routed.p50Ms - direct.p50Ms,
+          addedP99Ms: routed.p99Ms - direct.p99Ms,
+          openLoopErrors: direct.errors + routed.errors,
+        },
+      },
+    ];
+  } finally {
+    await nginx1.stop();
+    await nginxAuto.stop();
+    await platform.stop();
+  }
+}
+
+export async function runOverload(opts: { quick: boolean }): Promise<BenchSection> {
+  const perInstance = 10;
+  const instances = 2;
+  const connections = 2 * perInstance * instances; // a burst of 2× the pool's total concurrency
+  const seconds = opts.quick ? 2 : 5;
+  const body = JSON.stringify({ workMs: 100 });
+  const platform = await startPlatformProcess({
+    MIN_INSTANCES: String(instances),
+    MAX_INSTANCES: String(instances),
+    MAX_CONCURRENCY: String(perInstance),
+    QUEUE_TIMEOUT_MS: '10000',
+  });
+  const nginx = await startNginx({
+    agentPorts: platform.agents.map((a) => a.port),
+    workers: 1,
+    maxConns: perInstance,
+  });
+  try {
+    const router = await wrk(`${platform.lbUrl}/process`, { connections, seconds, cpu: LOADGEN_CPU, body });
+    const ng = await wrk(`${nginx.url}/process`, { connections, seconds, cpu: LOADGEN_CPU, body });
+    const row = (name: string, r: WrkResult) => {
+      const answered = r.requests;
+      const ok = answered - r.non2xx;
+      return {
+        proxy: name,
+        requests: answered,
+        'success %': answered ? round((100 * ok) / answered, 2) : 0,
+        'refused (5xx)': r.non2xx,
+        'socket errors': r.errors,
+        'req/s': round(r.rps, 0),
+        'p99 ms': round(r.p99Ms, 1),
+      };
+    };
+    const rows = [row('yggdrasil router (queue)', router), row(`nginx (max_conns=${perInstance})`, ng)];
+    return {
+      title: 'Overload: a burst of 2× the pool’s concurrency',
+      rows,
+      notes: [
+        `${instances} agents answering in 100 ms (POST /process {"workMs":100}), ${perInstance} requests each at most (MAX_CONCURRENCY / max_conns), ${connections} connections for ${seconds} s.`,
+        'nginx OSS refuses what max_conns cannot take (502); Yggdrasil queues it (FIFO, QUEUE_TIMEOUT_MS=10000) and serves it.',
+      ],
+      figures: {
+        routerSuccessPct: Number(rows[0]!['success %']),
+        nginxSuccessPct: Number(rows[1]!['success %']),
+        routerP99Ms: router.p99Ms,
+        nginxP99Ms: ng.p99Ms,
+      },
+    };
+  } finally {
+    await nginx.stop();
+    await platform.stop();
+  }
+}
