@@ -17,6 +17,12 @@ function works(cmd: string, args: string[]): boolean {
 }
 
 const checks = {
+  wrk: {
+    ok: () => works('wrk', ['--version']) || works('sh', ['-c', 'command -v wrk']),
+    install: 'apt-get install wrk',
+  },
+  nginx: { ok: () => works('nginx', ['-v']), install: 'apt-get install nginx' },
+  hey: { ok: () => works('sh', ['-c', 'command -v hey']), install: 'apt-get install hey' },
   docker: { ok: () => works('docker', ['info']), install: 'apt-get install docker.io and start dockerd' },
   'docker-compose': {
     ok: () => works('docker', ['info']) && works('docker-compose', ['version']),

@@ -1,0 +1,102 @@
+// The benchmark sections in their quick form: each runs, returns a well-formed section, and what it
+// measured happened (the pool scaled up, the footprint was read, 1000 simulated instances got ready).
+// Only correctness and shape: no absolute time is asserted, this machine's speed is not under test.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { BenchSection } from '../bench/section.js';
+
+function assertShape(s: BenchSection, title: string): void {
+  assert.equal(s.title, title);
+  assert.ok(s.rows.length > 0, 'rows non-empty');
+  const keys = Object.keys(s.rows[0]!);
+  assert.ok(keys.length > 1, 'rows have columns');
+  for (const row of s.rows) {
+    assert.deepEqual(Object.keys(row), keys, `every row has the columns ${keys.join(', ')}`);
+    for (const v of Object.values(row)) assert.ok(typeof v === 'string' || typeof v === 'number');
+  }
+  assert.ok(Array.isArray(s.notes) && s.notes.every((n) => typeof n === 'string' && n.length > 0));
+  assert.ok(Object.keys(s.figures).length > 0, 'figures non-empty');
+  for (const [k, v] of Object.entries(s.figures)) {
+    assert.ok(Number.isFinite(v) && v >= 0, `figure ${k}=${v} is finite and not negative`);
+  }
+  assert.deepEqual(JSON.parse(JSON.stringify(s)), s, 'the section survives JSON');
+}
+
+/** These figures must be measured (> 0); others, such as idle CPU, may honestly be 0. */
+function assertPositive(s: BenchSection, keys: string[]): void {
+  for (const k of keys) {
+    const v = s.figures[k];
+    assert.ok(v !== undefined && Number.isFinite(v) && v > 0, `figure ${k}=${v} was measured (> 0)`);
+  }
+}
+
+describe('benchmark sections (quick)', () => {
+  it('Scaling: a load step scales the pool up, and a request after scale to zero is answered', {
+    timeout: 60_000,
+  }, async () => {
+    const { run } = await import('../bench/scaling.js');
+    const s = await run({ quick: true });
+    assertShape(s, 'Scaling');
+    assertPositive(s, [
+      'process.scaleUpDecisionMs',
+      'process.firstNewReadyMs',
+      'process.poolAtTargetMs',
+      'process.loadRequests',
+      'process.scaleFromZeroMs',
+      'process.coldStartMs',
+    ]);
+    assert.equal(s.figures['process.loadFailedRequests'], 0, 'every load request answered 200');
+    // The milestones come in order: decided, then a new instance, then the whole pool.
+    assert.ok(s.figures['process.scaleUpDecisionMs']! <= s.figures['process.firstNewReadyMs']!);
+    assert.ok(s.figures['process.firstNewReadyMs']! <= s.figures['process.poolAtTargetMs']!);
+    assert.ok(
+      s.rows.every((r) => r.driver === 'process'),
+      'quick runs only the process driver',
+    );
+  });
+
+  it('Footprint: the platform child process and its agents are measured, and all of them are gone after', {
+    timeout: 60_000,
+  }, async () => {
+    const { run } = await import('../bench/footprint.js');
+    const s = await run({ quick: true });
+    assertShape(s, 'Footprint');
+    assertPositive(s, [
+      'agents',
+      'idleRssMB',
+      'loadRssMB',
+      'loadCpuPercent',
+      'cpuPerRequestUs',
+      'requestsServed',
+      'requestsPerSecond',
+      'agentIdleRssMB',
+    ]);
+    assert.ok(
+      !s.notes.some((n) => /outlived|did not exit/.test(n)),
+      `the platform stopped cleanly: ${s.notes.join(' ')}`,
+    );
+  });
+
+  it('Control plane at scale: 1000 simulated instances get ready and each decision is timed', {
+    timeout: 60_000,
+  }, async () => {
+    const { run } = await import('../bench/control-plane.js');
+    const s = await run({ quick: true });
+    assertShape(s, 'Control plane at scale');
+    assert.equal(s.figures.instances, 1000);
+    assertPositive(s, [
+      'timeToAllReadyMs',
+      'tickReconcileMedianMs',
+      'tickReconcileP99Ms',
+      'reconcileSteadyMedianMs',
+      'reconcileHalveMedianMs',
+      'kpaDecideMedianMs',
+      'statusMedianMs',
+      'heapDeltaMB',
+      'rssMB',
+      'rssPeakMB',
+    ]);
+    assert.ok(s.figures.tickReconcileMedianMs! <= s.figures.tickReconcileP99Ms!);
+    for (const k of ['decisionLoopGoalMet', 'rssGoalMet']) assert.ok([0, 1].includes(s.figures[k]!), k);
+  });
+});
