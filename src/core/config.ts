@@ -180,40 +180,29 @@ export function loadPlatformConfig(
 ): PlatformConfig {
   const file = configPath ? readConfigFile(configPath, PLATFORM_OPTIONS) : {};
   const cfg = resolveOptions(PLATFORM_OPTIONS, env, file);
-  if (cfg.MIN_INSTANCES > cfg.MAX_INSTANCES) {
-    throw configError(
+  // Rules between options: [broken, the one line that says what and why].
+  const rules: Array<[boolean, string]> = [
+    [
+      cfg.MIN_INSTANCES > cfg.MAX_INSTANCES,
       `MIN_INSTANCES=${cfg.MIN_INSTANCES} > MAX_INSTANCES=${cfg.MAX_INSTANCES}: MIN_INSTANCES must be at most MAX_INSTANCES`,
-    );
-  }
-  if (cfg.LB_PORT !== 0 && cfg.LB_PORT === cfg.CONTROLLER_PORT) {
-    throw configError(
+    ],
+    [
+      cfg.LB_PORT !== 0 && cfg.LB_PORT === cfg.CONTROLLER_PORT,
       `LB_PORT=${cfg.LB_PORT} = CONTROLLER_PORT=${cfg.CONTROLLER_PORT}: the two ports must differ`,
-    );
-  }
-  if (cfg.RESTART_BACKOFF_MS > cfg.RESTART_BACKOFF_MAX_MS) {
-    throw configError(
+    ],
+    [
+      cfg.RESTART_BACKOFF_MS > cfg.RESTART_BACKOFF_MAX_MS,
       `RESTART_BACKOFF_MS=${cfg.RESTART_BACKOFF_MS} > RESTART_BACKOFF_MAX_MS=${cfg.RESTART_BACKOFF_MAX_MS}: the first delay must not exceed the longest`,
-    );
-  }
-  if (cfg.AGENT_MEMORY_RESERVATION > cfg.AGENT_MEMORY_LIMIT) {
-    throw configError(
+    ],
+    [
+      cfg.AGENT_MEMORY_RESERVATION > cfg.AGENT_MEMORY_LIMIT,
       `AGENT_MEMORY_RESERVATION=${cfg.AGENT_MEMORY_RESERVATION} > AGENT_MEMORY_LIMIT=${cfg.AGENT_MEMORY_LIMIT}: the reservation must fit in the limit`,
-    );
-  }
-  if (cfg.PANIC_WINDOW_MS > cfg.STABLE_WINDOW_MS) {
-    throw configError(
+    ],
+    [
+      cfg.PANIC_WINDOW_MS > cfg.STABLE_WINDOW_MS,
       `PANIC_WINDOW_MS=${cfg.PANIC_WINDOW_MS} > STABLE_WINDOW_MS=${cfg.STABLE_WINDOW_MS}: the panic window must be the shorter one`,
-    );
-  }
-  if (cfg.AGENT_MEMORY_RESERVATION > cfg.AGENT_MEMORY_LIMIT) {
-    throw configError(
-      `AGENT_MEMORY_RESERVATION=${cfg.AGENT_MEMORY_RESERVATION} > AGENT_MEMORY_LIMIT=${cfg.AGENT_MEMORY_LIMIT}: the reservation must fit in the limit`,
-    );
-  }
-  if (cfg.PANIC_WINDOW_MS > cfg.STABLE_WINDOW_MS) {
-    throw configError(
-      `PANIC_WINDOW_MS=${cfg.PANIC_WINDOW_MS} > STABLE_WINDOW_MS=${cfg.STABLE_WINDOW_MS}: the panic window must be the shorter one`,
-    );
-  }
+    ],
+  ];
+  for (const [broken, message] of rules) if (broken) throw configError(message);
   return cfg;
 }

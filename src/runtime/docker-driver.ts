@@ -196,17 +196,21 @@ export class DockerDriver implements InstanceDriver {
     }
   }
 
-  async adopt(): Promise<InstanceHandle[]> {
-    await this.watchEvents();
-    let list: Docker.ContainerInfo[];
+  /** Every container with this owner's label, running or not. */
+  private async listOwned(): Promise<Docker.ContainerInfo[]> {
     try {
-      list = await this.docker.listContainers({
+      return await this.docker.listContainers({
         all: true,
         filters: { label: [`${LABEL_OWNER}=${this.opts.owner}`] },
       });
     } catch (err) {
       throw engineError('listing owned containers', err);
     }
+  }
+
+  async adopt(): Promise<InstanceHandle[]> {
+    await this.watchEvents();
+    const list = await this.listOwned();
     const adopted: InstanceHandle[] = [];
     for (const info of list) {
       const id = info.Labels[LABEL_INSTANCE];
@@ -335,15 +339,7 @@ export class DockerDriver implements InstanceDriver {
 
   /** `yggdrasil down`: removes every container this owner has, running or not, and the network. */
   async down(): Promise<{ containers: number; network: boolean }> {
-    let list: Docker.ContainerInfo[];
-    try {
-      list = await this.docker.listContainers({
-        all: true,
-        filters: { label: [`${LABEL_OWNER}=${this.opts.owner}`] },
-      });
-    } catch (err) {
-      throw engineError('listing owned containers', err);
-    }
+    const list = await this.listOwned();
     await Promise.all(
       list.map((c) =>
         this.docker
