@@ -34,6 +34,7 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
     MAX_INSTANCES: String(agents),
   });
   const { pid } = platform;
+  let section: BenchSection;
   try {
     await sleep(1000);
     const cpu0 = await cpuSeconds([pid]);
@@ -58,10 +59,11 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
       loadRssMB: round(Math.max(...loadRss) / MB, 1),
       loadCpuPercent: round((loadCpu / wall) * 100, 1),
       cpuPerRequestUs: round((loadCpu / result.requests) * 1e6, 1),
+      requestsServed: result.requests,
       requestsPerSecond: round(result.rps, 0),
       agentIdleRssMB: round(agentRss.reduce((a, b) => a + b, 0) / agentRss.length / MB, 1),
     };
-    return {
+    section = {
       title: 'Footprint',
       rows: [
         { measurement: 'router+controller RSS, idle', value: `${figures.idleRssMB} MB` },
@@ -83,6 +85,19 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
     };
   } finally {
     await platform.stop();
+  }
+  const survivors = platform.agents.filter((a) => alive(a.pid));
+  if (survivors.length > 0)
+    throw new Error(`agents outlived their platform: ${survivors.map((a) => a.id).join(', ')}`);
+  return section;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -9,6 +9,7 @@ import { measureColdStart } from './cold-start.js';
 import { run as runControlPlane } from './control-plane.js';
 import { run as runFootprint } from './footprint.js';
 import { canPin } from './procs.js';
+import { run as runProfile } from './profile.js';
 import { runOverload, runThroughput } from './proxy.js';
 import { run as runScaling } from './scaling.js';
 import type { BenchSection } from './section.js';
@@ -65,6 +66,7 @@ const SECTIONS: Array<{
   { name: 'scaling', run: runScaling },
   { name: 'footprint', run: runFootprint },
   { name: 'control-plane', run: runControlPlane },
+  { name: 'profile', run: runProfile },
 ];
 
 function table(rows: BenchSection['rows']): string {

@@ -49,10 +49,13 @@ export interface PlatformProcess {
 const root = new URL('..', import.meta.url).pathname;
 
 /** Starts `yggdrasil start` (from dist/) pinned to the server core and waits for its pool. */
-export async function startPlatformProcess(env: Record<string, string>): Promise<PlatformProcess> {
+export async function startPlatformProcess(
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<PlatformProcess> {
   const lbPort = await freePort();
   const controllerPort = await freePort();
-  const [cmd, args] = pinned(process.execPath, ['dist/cli/main.js', 'start'], SERVER_CPU);
+  const [cmd, args] = pinned(process.execPath, [...nodeArgs, 'dist/cli/main.js', 'start'], SERVER_CPU);
   const child = spawn(cmd, args, {
     cwd: root,
     env: {
