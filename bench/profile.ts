@@ -71,7 +71,7 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
     notes: [
       `\`yggdrasil start\` with one agent under wrk -c64 (${requests} requests); shares of the ${round(busyUs / 1000, 0)} ms the process was not idle (start-up included).`,
       'Reading: `writev` is the system call that sends a request to the agent and an answer to the client (two per request, the minimum; strace -c counts 2 writev and 2 read per request). Its cost here dominates, ahead of garbage collection; the router’s own decision code (balancer, queue, sessions, breaker) does not reach the top of the list.',
-      'A bare undici `pool.stream()` proxy (no limits, no sessions) measured 48 µs of CPU per request on this machine against the router’s ~66 µs and nginx’s ~16 µs: the gap to nginx is mostly Node’s per-request I/O cost, not Yggdrasil’s logic. Reaching nginx would take a native data path (nginx/Envoy driven by this control plane), or more router processes than this 2-core machine can give while the agents share it.',
+      'A bare undici `pool.stream()` proxy (no limits, no sessions) measured 48 µs of CPU per request on this machine (compare the router and nginx in the throughput table): the gap to nginx is mostly Node’s per-request I/O cost, not Yggdrasil’s logic. Reaching nginx would take a native data path (nginx/Envoy driven by this control plane), or more router processes than this 2-core machine can give while the agents share it.',
     ],
     figures: { writevShare: share('writev'), gcShare: share('(garbage collector)') },
   };
