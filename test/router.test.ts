@@ -230,6 +230,16 @@ describe('headers, bodies and upgrades', () => {
     });
   });
 
+  it("leaves Socket.IO's default path to the agents (the platform's feed is under /_yggdrasil/)", async () => {
+    await withPlatform({}, 1, async (p) => {
+      const agents = await fetch(`${p.lbUrl}/socket.io/?EIO=4&transport=polling`);
+      assert.equal(agents.headers.get('x-yggdrasil-instance'), 'agent-1', 'proxied to an agent');
+      const feed = await fetch(`${p.lbUrl}/_yggdrasil/socket.io/socket.io.js`);
+      assert.equal(feed.status, 200);
+      assert.equal(feed.headers.get('x-yggdrasil-instance'), null, 'served by the platform');
+    });
+  });
+
   it('refuses a body over MAX_BODY_BYTES with 413, declared or chunked', async () => {
     await withPlatform({ MAX_BODY_BYTES: '1000' }, 1, async (p) => {
       const declared = await fetch(`${p.lbUrl}/api/x`, { method: 'POST', body: 'y'.repeat(2000) });

@@ -8,7 +8,7 @@ export const LIVE_FEED_VERSION = 1;
  * Socket.IO path on the LB and controller ports; the client script is served at
  * `${LIVE_FEED_PATH}/socket.io.js`. On the LB port this path is the platform's, not the agents'.
  */
-export const LIVE_FEED_PATH = '/socket.io';
+export const LIVE_FEED_PATH = '/_yggdrasil/socket.io';
 
 /** Event names a client can listen to. */
 export const LIVE_EVENTS = {

@@ -3,7 +3,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { io, type Socket } from 'socket.io-client';
-import type { LiveEvent, LiveHello, LiveStats } from '../../src/observability/protocol.js';
+import {
+  LIVE_FEED_PATH,
+  type LiveEvent,
+  type LiveHello,
+  type LiveStats,
+} from '../../src/observability/protocol.js';
 import type { Platform } from '../../src/platform.js';
 import { bootPlatform, waitFor } from '../helpers/platform.js';
 import { run } from '../helpers/spawn.js';
@@ -17,7 +22,7 @@ interface Client {
 }
 
 function connect(url: string): Client {
-  const socket = io(url, { transports: ['websocket'], reconnection: false });
+  const socket = io(url, { path: LIVE_FEED_PATH, transports: ['websocket'], reconnection: false });
   const c: Client = {
     socket,
     hello: new Promise((resolve) => socket.once('hello', resolve)),
@@ -153,6 +158,7 @@ describe('live feed', () => {
 
   it('refuses a page of another site (cross-site WebSocket hijacking)', async () => {
     const socket = io(p.lbUrl, {
+      path: LIVE_FEED_PATH,
       transports: ['websocket'],
       reconnection: false,
       extraHeaders: { origin: 'https://evil.example' },

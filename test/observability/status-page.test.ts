@@ -71,7 +71,7 @@ describe('live status page in headless Chromium', { skip }, () => {
     assert.match(html.headers.get('content-type') ?? '', /text\/html/);
     assert.match(html.headers.get('content-security-policy') ?? '', /script-src 'self' 'nonce-/);
     const body = await html.text();
-    assert.match(body, /<script src="\/socket.io\/socket.io.js"><\/script>/);
+    assert.match(body, /<script src="\/_yggdrasil\/socket.io\/socket.io.js"><\/script>/);
     // Self-contained: nothing loaded from another origin (the SVG namespace URI is not a load).
     const external = body.match(/(?:src|href)=["']?(?:https?:)?\/\/[^"' >]+|url\([^)]*\/\/|@import/g);
     assert.equal(external, null, `external resources: ${external}`);
@@ -82,7 +82,7 @@ describe('live status page in headless Chromium', { skip }, () => {
     const controllerJson = await fetch(`${p.controllerUrl}/status`, { headers: { accept: 'text/html' } });
     assert.match(controllerJson.headers.get('content-type') ?? '', /application\/json/);
     for (const base of [p.lbUrl, p.controllerUrl]) {
-      const client = await fetch(`${base}/socket.io/socket.io.js`);
+      const client = await fetch(`${base}/_yggdrasil/socket.io/socket.io.js`);
       assert.equal(client.status, 200, `${base} serves the Socket.IO client`);
       await client.arrayBuffer();
     }
@@ -144,9 +144,9 @@ describe('live status page in headless Chromium', { skip }, () => {
     assert.equal(w.loads(), 1, 'the page was never reloaded');
     assert.equal(w.sockets.length, 1, `one WebSocket: ${w.sockets.join(', ')}`);
     assert.match(w.sockets[0]!, /\/socket\.io\/\?.*transport=websocket/);
-    const after = w.requests.filter((r) => r !== '/status' && r !== '/socket.io/socket.io.js');
+    const after = w.requests.filter((r) => r !== '/status' && r !== '/_yggdrasil/socket.io/socket.io.js');
     assert.deepEqual(
-      after.filter((r) => !r.startsWith('/socket.io/?EIO=4&transport=websocket')),
+      after.filter((r) => !r.startsWith('/_yggdrasil/socket.io/?EIO=4&transport=websocket')),
       [],
       'no polling: every update came over the WebSocket',
     );
