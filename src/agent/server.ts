@@ -4,15 +4,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isYggError, YggError } from '../core/errors.js';
-import { parseJson, readBody, readCookie, sendError, sendJson } from '../core/http.js';
+import { parseJson, readBody, sendError, sendJson } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
+import { sessionIdOf } from '../core/session.js';
 import { createAgentMetrics } from './metrics.js';
 import { parseProcessRequest } from './process-request.js';
 import { SessionCounter } from './session-counter.js';
 import { handleUpgrade } from './websocket.js';
-
-export const SESSION_HEADER = 'x-session-id';
-export const SESSION_COOKIE = 'ygg_session';
 
 export interface AgentOptions {
   agentId: string;
@@ -44,12 +42,6 @@ function busyCpu(ms: number): void {
   while (performance.now() < end) {
     // Spin: this is the simulated compute the caller asked for.
   }
-}
-
-export function sessionIdOf(req: IncomingMessage): string | undefined {
-  const header = req.headers[SESSION_HEADER];
-  if (typeof header === 'string' && header !== '') return header;
-  return readCookie(req.headers.cookie, SESSION_COOKIE);
 }
 
 export function createAgent(opts: AgentOptions): Agent {

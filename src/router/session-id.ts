@@ -2,12 +2,9 @@
 // neither gets a fresh id, sent back as a cookie, so a browser-driven workflow stays on one instance.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { readCookie } from '../core/http.js';
+import { SESSION_COOKIE, sessionIdOf } from '../core/session.js';
 
-export const SESSION_HEADER = 'x-session-id';
-export const SESSION_COOKIE = 'ygg_session';
 export const SESSION_MOVED_HEADER = 'x-yggdrasil-session-moved';
-const MAX_ID_LENGTH = 256;
 
 export interface RequestSession {
   id: string;
@@ -16,12 +13,8 @@ export interface RequestSession {
 }
 
 export function sessionOf(req: IncomingMessage): RequestSession {
-  const header = req.headers[SESSION_HEADER];
-  if (typeof header === 'string' && header !== '' && header.length <= MAX_ID_LENGTH)
-    return { id: header, fresh: false };
-  const cookie = req.headers.cookie ? readCookie(req.headers.cookie, SESSION_COOKIE) : undefined;
-  if (cookie && cookie.length <= MAX_ID_LENGTH) return { id: cookie, fresh: false };
-  return { id: randomUUID(), fresh: true };
+  const id = sessionIdOf(req);
+  return id === undefined ? { id: randomUUID(), fresh: true } : { id, fresh: false };
 }
 
 export function sessionCookie(id: string): string {
