@@ -138,8 +138,9 @@ describe('sticky sessions', () => {
     await withPlatform({}, 2, async (p) => {
       const first = await post(p, {});
       const cookie = first.headers.get('set-cookie') ?? '';
-      assert.match(cookie, /^ygg_session=[\w-]+; Path=\/; HttpOnly; SameSite=Lax$/);
+      assert.match(cookie, /^ygg_session=agent-\d+\.[0-9a-f]{8}\.[\w-]+; Path=\/; HttpOnly; SameSite=Lax$/);
       const home = (await json<ProcessAnswer>(first)).agentId;
+      assert.equal(p.router.sessions.size(), 0, 'a client that never returns leaves no table entry');
       const pair = cookie.split(';')[0]!;
       for (let n = 2; n <= 10; n++) {
         const res = await post(p, {}, { cookie: pair });

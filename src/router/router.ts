@@ -10,6 +10,7 @@ import type { InstanceState } from '../controller/instance.js';
 import { YggError } from '../core/errors.js';
 import { readBody, sendError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
+import { sessionIdOf } from '../core/session.js';
 import { AdmissionQueue, type Waiter } from './admission-queue.js';
 import { pickTwoChoices } from './balancer.js';
 import type { BreakerTransition } from './breaker.js';
@@ -18,7 +19,7 @@ import { upstreamHeaders } from './headers.js';
 import { lazyBody } from './lazy-body.js';
 import { createRouterMetrics, type RouterMetrics } from './metrics.js';
 import { isRetryable, retryDelay } from './retry-backoff.js';
-import { SESSION_MOVED_HEADER, sessionCookie, sessionOf } from './session-id.js';
+import { issuedTarget, issueSessionId, SESSION_MOVED_HEADER, sessionCookie } from './session-id.js';
 import { MemorySessionStore, type SessionStore } from './session-store.js';
 import { proxyUpgrade, refuseSocket } from './upgrade.js';
 import { type Upstream, type UpstreamChange, UpstreamSet } from './upstreams.js';
@@ -139,13 +140,9 @@ export class Router {
     const started = performance.now();
     const refused = this.admissionError(req);
     if (refused) return this.refuse(res, refused, started);
-    let sessionId: string | undefined;
-    if (this.opts.sessionAffinity) {
-      const s = sessionOf(req);
-      sessionId = s.id;
-      if (s.fresh) res.setHeader('set-cookie', sessionCookie(s.id));
-    }
-    await this.run(req, res, path, started, sessionId, undefined);
+    const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
+    const issueCookie = this.opts.sessionAffinity && sessionId === undefined;
+    await this.run(req, res, path, started, sessionId, undefined, issueCookie);
   }
 
   /** Proxies a request to one named instance (GET /agent/{id}/health and friends). */
@@ -182,12 +179,7 @@ export class Router {
       );
     }
     const extra: Record<string, string> = {};
-    let sessionId: string | undefined;
-    if (this.opts.sessionAffinity) {
-      const s = sessionOf(req);
-      sessionId = s.id;
-      if (s.fresh) extra['set-cookie'] = sessionCookie(s.id);
-    }
+    const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
     let slot: Slot;
     try {
       slot = await this.acquire(socket, sessionId, undefined);
@@ -195,6 +187,7 @@ export class Router {
       if (err !== CLIENT_GONE) refuseSocket(socket, err as YggError);
       return;
     }
+    if (this.opts.sessionAffinity && sessionId === undefined) extra['set-cookie'] = this.issueCookie(slot.up);
     if (slot.moved) extra[SESSION_MOVED_HEADER] = '1';
     const outcome = await proxyUpgrade(slot.up, req, socket, head, extra);
     if (outcome.kind === 'failed') {
@@ -247,6 +240,7 @@ export class Router {
     started: number,
     sessionId: string | undefined,
     target: Upstream | undefined,
+    issueCookie = false,
   ): Promise<void> {
     const method = req.method ?? 'GET';
     const idempotent = method === 'GET' || method === 'HEAD';
@@ -274,6 +268,7 @@ export class Router {
       }
       const { up } = slot;
       if (slot.moved) movedOnce = true;
+      if (issueCookie) res.setHeader('set-cookie', this.issueCookie(up));
       // A fresh lazy wrapper per attempt: an attempt that never connected leaves the body unread.
       const body = idempotent || buffered ? null : lazyBody(req, this.opts.maxBodyBytes);
       const outcome = await forward(up, {
@@ -357,9 +352,11 @@ export class Router {
     let pinned: Upstream | undefined;
     let moved = exclude !== undefined;
     let known = false;
+    let stored: { instanceId: string; incarnation: string } | undefined;
     if (sessionId !== undefined) {
       const found = this.sessions.get(sessionId, now);
-      const b = found instanceof Promise ? await found : found;
+      stored = (found instanceof Promise ? await found : found) ?? undefined;
+      const b = stored ?? this.issuedBinding(sessionId);
       if (b) {
         known = true;
         const up = this.upstreams.get(b.instanceId);
@@ -377,11 +374,11 @@ export class Router {
     if (pinned) {
       if (pinned.inflight < this.limit && this.enter(pinned, now)) {
         pinned.inflight++;
-        this.bindSession(sessionId, pinned, 'hit');
+        this.bindSession(sessionId, pinned, 'hit', stored !== undefined);
         return { up: pinned, moved };
       }
       const up = await this.wait(res, pinned.id);
-      this.bindSession(sessionId, up, up === pinned ? 'hit' : 'moved');
+      this.bindSession(sessionId, up, up === pinned ? 'hit' : 'moved', stored !== undefined);
       return { up, moved: up !== pinned };
     }
     const picked = this.pick(now, exclude);
@@ -423,12 +420,37 @@ export class Router {
     return up;
   }
 
-  private bindSession(sessionId: string | undefined, up: Upstream, kind: 'hit' | 'new' | 'moved'): void {
+  /**
+   * Records where a session went. A session already in the table is touched; one named only by the
+   * id the router issued it (its first return) or moved elsewhere is written to the table.
+   */
+  private bindSession(
+    sessionId: string | undefined,
+    up: Upstream,
+    kind: 'hit' | 'new' | 'moved',
+    stored = false,
+  ): void {
     if (sessionId === undefined) return;
     const now = this.now();
-    if (kind === 'hit') void this.sessions.touch(sessionId, now);
+    if (kind === 'hit' && stored) void this.sessions.touch(sessionId, now);
     else void this.sessions.set(sessionId, { instanceId: up.id, incarnation: up.incarnation }, now);
     this.metrics.affinity.inc({ result: kind });
+  }
+
+  /** The binding an id issued by this router implies (instance and run), before any table entry. */
+  private issuedBinding(sessionId: string): { instanceId: string; incarnation: string } | undefined {
+    const target = issuedTarget(sessionId);
+    if (!target) return undefined;
+    const up = this.upstreams.get(target.instanceId);
+    const live = up?.incarnation.startsWith(target.incarnationPrefix);
+    // A run that is gone keeps its prefix: the session then counts as moved.
+    return { instanceId: target.instanceId, incarnation: live ? up!.incarnation : target.incarnationPrefix };
+  }
+
+  /** A session cookie for a request that had none, naming the instance that serves it. */
+  private issueCookie(up: Upstream): string {
+    this.metrics.affinity.inc({ result: 'new' });
+    return sessionCookie(issueSessionId(up));
   }
 
   private nextBreakerRetry(now: number): number {

@@ -1,20 +1,23 @@
-// Names the session of a request: the X-Session-Id header, else the ygg_session cookie. A request with
-// neither gets a fresh id, sent back as a cookie, so a browser-driven workflow stays on one instance.
+// Session ids the router issues: a request with neither X-Session-Id nor the ygg_session cookie gets a
+// cookie, so a browser-driven workflow stays on one instance.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import { SESSION_COOKIE, sessionIdOf } from '../core/session.js';
+import { SESSION_COOKIE } from '../core/session.js';
 
 export const SESSION_MOVED_HEADER = 'x-yggdrasil-session-moved';
 
-export interface RequestSession {
-  id: string;
-  /** True when the router made the id up (the response must set the cookie). */
-  fresh: boolean;
+/**
+ * A session id the router makes up for a request that had none. It names the instance (and run) that
+ * served it, so the router needs no table entry until the client comes back with the cookie: clients
+ * that never return (load generators, one-shot API calls) leave nothing behind.
+ */
+export function issueSessionId(up: { id: string; incarnation: string }): string {
+  return `${up.id}.${up.incarnation.slice(0, 8)}.${randomUUID()}`;
 }
 
-export function sessionOf(req: IncomingMessage): RequestSession {
-  const id = sessionIdOf(req);
-  return id === undefined ? { id: randomUUID(), fresh: true } : { id, fresh: false };
+/** The instance and run prefix an id from issueSessionId names, or undefined for any other id. */
+export function issuedTarget(id: string): { instanceId: string; incarnationPrefix: string } | undefined {
+  const m = /^([\w-]+)\.([0-9a-f]{8})\.[0-9a-f-]{36}$/.exec(id);
+  return m ? { instanceId: m[1]!, incarnationPrefix: m[2]! } : undefined;
 }
 
 export function sessionCookie(id: string): string {
