@@ -11,7 +11,6 @@ import { isLiveFeedRequest, LiveFeed, routerTotals } from './observability/live-
 import { controllerStatusPage, lbStatusPage } from './observability/status-page.js';
 import { createLbServer } from './router/lb-server.js';
 import { Router } from './router/router.js';
-import { DockerDriver } from './runtime/docker-driver.js';
 import type { InstanceDriver } from './runtime/driver.js';
 import { ProcessDriver } from './runtime/process-driver.js';
 
@@ -33,8 +32,10 @@ export interface PlatformDeps {
   forwardOutput?: boolean;
 }
 
-export function createDriver(cfg: PlatformConfig, deps: PlatformDeps): InstanceDriver {
+export async function createDriver(cfg: PlatformConfig, deps: PlatformDeps): Promise<InstanceDriver> {
   if (cfg.DRIVER === 'docker') {
+    // Loaded only when used: dockerode and its dependencies would weigh on every process-driver heap.
+    const { DockerDriver } = await import('./runtime/docker-driver.js');
     return new DockerDriver({
       image: cfg.AGENT_IMAGE,
       network: cfg.DOCKER_NETWORK,
@@ -59,7 +60,7 @@ export function createDriver(cfg: PlatformConfig, deps: PlatformDeps): InstanceD
 
 export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Promise<Platform> {
   const { logger } = deps;
-  const driver = deps.driver ?? createDriver(cfg, deps);
+  const driver = deps.driver ?? (await createDriver(cfg, deps));
   const controller = new Controller({
     driver,
     logger,

@@ -93,7 +93,7 @@ program
       );
       return;
     }
-    const driver = createDriver(cfg, { logger: createLogger('silent') }) as DockerDriver;
+    const driver = (await createDriver(cfg, { logger: createLogger('silent') })) as DockerDriver;
     const { containers, network } = await driver.down();
     process.stdout.write(
       `removed ${containers} container(s) owned by ${cfg.DOCKER_OWNER}${network ? ` and network ${cfg.DOCKER_NETWORK}` : ''}\n`,
