@@ -11,7 +11,6 @@ import { YggError } from '../core/errors.js';
 import { readBody, sendError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { sessionIdOf } from '../core/session.js';
-import { AdmissionQueue, type Waiter } from './admission-queue.js';
 import { pickTwoChoices } from './balancer.js';
 import type { BreakerTransition } from './breaker.js';
 import { type ForwardOutcome, forward, INSTANCE_HEADER } from './forward.js';
@@ -23,6 +22,7 @@ import { issuedTarget, issueSessionId, SESSION_MOVED_HEADER, sessionCookie } fro
 import { MemorySessionStore, type SessionStore } from './session-store.js';
 import { proxyUpgrade, refuseSocket } from './upgrade.js';
 import { type Upstream, type UpstreamChange, UpstreamSet } from './upstreams.js';
+import { CLIENT_GONE, WaitingRoom } from './waiting-room.js';
 
 export interface RouterOptions {
   maxConcurrency: number;
@@ -47,21 +47,12 @@ export interface RouterOptions {
   now?: () => number;
 }
 
-/** A request waiting in the queue for a slot. */
-interface Pending {
-  resolve: (up: Upstream) => void;
-  reject: (err: YggError | null) => void;
-  /** Session of the request, re-pinned if the waiter is moved to another instance. */
-  moved: boolean;
-}
-
 interface Slot {
   up: Upstream;
   /** The session's instance changed for this request. */
   moved: boolean;
 }
 
-const CLIENT_GONE = null;
 /** Bodies up to this size with a Content-Length are buffered (Envoy buffers for retries the same way). */
 const SMALL_BODY_BYTES = 64 * 1024;
 
@@ -69,10 +60,9 @@ export class Router {
   readonly upstreams: UpstreamSet;
   readonly metrics: RouterMetrics;
   readonly sessions: SessionStore;
-  private readonly queue: AdmissionQueue<Pending>;
+  private readonly room: WaitingRoom;
   private readonly random: () => number;
   private readonly now: () => number;
-  private sweepTimer: NodeJS.Timeout | undefined;
   private sessionSweep: NodeJS.Timeout;
   private closing = false;
   private readonly limit: number;
@@ -88,15 +78,25 @@ export class Router {
       baseEjectionMs: opts.breakerResetMs,
       maxEjectionMs: Math.max(300_000, opts.breakerResetMs * 10),
     });
-    this.queue = new AdmissionQueue<Pending>({ maxLength: opts.queueMax, timeoutMs: opts.queueTimeoutMs });
     this.sessions = opts.sessions ?? new MemorySessionStore({ ttlMs: opts.sessionTtlMs });
     this.random = opts.random ?? Math.random;
     this.now = opts.now ?? Date.now;
     this.metrics = createRouterMetrics({
       upstreams: this.upstreams,
-      queueLength: () => this.queue.length,
+      queueLength: () => this.room.length,
       queueLimit: opts.queueMax,
       now: this.now,
+    });
+    this.room = new WaitingRoom({
+      queueMax: opts.queueMax,
+      queueTimeoutMs: opts.queueTimeoutMs,
+      limit: this.limit,
+      upstreams: this.upstreams,
+      metrics: this.metrics,
+      now: this.now,
+      enter: (up, now) => this.enter(up, now),
+      pick: (now) => this.pick(now, undefined),
+      onDemand: opts.onDemand,
     });
     this.upstreams.onChange((c) => this.onPoolChange(c));
     this.sessionSweep = setInterval(() => void this.sessions.sweep(this.now()), 10_000);
@@ -116,12 +116,12 @@ export class Router {
   }
 
   queued(): number {
-    return this.queue.length;
+    return this.room.length;
   }
 
   /** In-flight plus queued requests across the pool: the autoscaler's concurrency signal. */
   concurrency(): number {
-    let n = this.queue.length;
+    let n = this.room.length;
     for (const u of this.upstreams.all()) n += u.inflight;
     return n;
   }
@@ -207,12 +207,9 @@ export class Router {
   close(): Promise<void> {
     this.closing = true;
     clearInterval(this.sessionSweep);
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
-    for (const w of this.queue.expire(Number.POSITIVE_INFINITY)) {
-      w.value.reject(
-        new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping', { retryAfterSeconds: 1 }),
-      );
-    }
+    this.room.close(
+      new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping', { retryAfterSeconds: 1 }),
+    );
     return this.upstreams.close();
   }
 
@@ -377,7 +374,7 @@ export class Router {
         this.bindSession(sessionId, pinned, 'hit', stored !== undefined);
         return { up: pinned, moved };
       }
-      const up = await this.wait(res, pinned.id);
+      const up = await this.room.wait(res, pinned.id);
       this.bindSession(sessionId, up, up === pinned ? 'hit' : 'moved', stored !== undefined);
       return { up, moved: up !== pinned };
     }
@@ -397,7 +394,7 @@ export class Router {
         },
       );
     }
-    const up = await this.wait(res, null);
+    const up = await this.room.wait(res, null);
     this.bindSession(sessionId, up, known ? 'moved' : 'new');
     return { up, moved: moved && known };
   }
@@ -462,79 +459,6 @@ export class Router {
     return Number.isFinite(min) ? min : 1000;
   }
 
-  /** Waits in the FIFO queue (pinned to an instance, or free) until a slot is handed over. */
-  private wait(res: EventEmitter, pinned: string | null): Promise<Upstream> {
-    return new Promise<Upstream>((resolve, reject) => {
-      const enqueuedAt = this.now();
-      const pending: Pending = { resolve, reject, moved: false };
-      const waiter = this.queue.enqueue(pending, pinned, enqueuedAt);
-      if (!waiter) {
-        this.metrics.queueRejections.inc({ reason: 'full' });
-        reject(
-          new YggError(
-            'YGG_ERR_CAPACITY',
-            `every instance is at MAX_CONCURRENCY and QUEUE_MAX=${this.opts.queueMax} requests already wait`,
-            {
-              retryAfterSeconds: 1,
-            },
-          ),
-        );
-        return;
-      }
-      const onGone = () => {
-        if (this.queue.cancel(waiter)) reject(CLIENT_GONE);
-      };
-      res.once('close', onGone);
-      pending.resolve = (up) => {
-        res.off('close', onGone);
-        this.metrics.queueWait.observe((this.now() - enqueuedAt) / 1000);
-        resolve(up);
-      };
-      pending.reject = (err) => {
-        res.off('close', onGone);
-        reject(err);
-      };
-      this.ensureSweep();
-      if (this.upstreams.active.length === 0) this.opts.onDemand?.();
-    });
-  }
-
-  /** Hands a freed slot to the oldest waiter this instance can serve. */
-  private pump(up: Upstream): void {
-    if (this.queue.length === 0 || up.draining || this.upstreams.get(up.id) !== up) return;
-    const now = this.now();
-    while (up.inflight < this.limit && this.queue.length > 0 && up.breaker.available(now)) {
-      const w = this.queue.takeFor(up.id);
-      if (!w) return;
-      if (!this.enter(up, now)) {
-        // Lost the half-open probe race: put nobody on it; the waiter keeps its place via re-dispatch.
-        this.dispatchElsewhere(w);
-        return;
-      }
-      up.inflight++;
-      w.value.resolve(up);
-    }
-  }
-
-  private pumpAll(): void {
-    for (const up of this.upstreams.active) this.pump(up);
-  }
-
-  /** A waiter whose instance is gone or unusable: give it to any instance, or back to the free queue. */
-  private dispatchElsewhere(w: Waiter<Pending>): void {
-    const now = this.now();
-    const up = this.pick(now, undefined);
-    if (up) {
-      up.inflight++;
-      w.value.resolve(up);
-      return;
-    }
-    const again = this.queue.enqueue(w.value, null, w.enqueuedAt);
-    if (!again) {
-      w.value.reject(new YggError('YGG_ERR_CAPACITY', 'the queue is full', { retryAfterSeconds: 1 }));
-    }
-  }
-
   private release(slot: Slot, outcome: ForwardOutcome): void {
     const { up } = slot;
     up.inflight--;
@@ -549,7 +473,7 @@ export class Router {
       t = up.breaker.onFailure(now);
     }
     if (t) this.onBreakerTransition(up, t);
-    this.pump(up);
+    this.room.pump(up);
   }
 
   private onBreakerTransition(up: Upstream, t: BreakerTransition): void {
@@ -559,49 +483,18 @@ export class Router {
       'circuit breaker',
     );
     this.opts.onBreaker?.(up.id, t);
-    if (t.to === 'open') {
-      // Its sessions' waiters move on rather than wait out the ejection.
-      for (const w of this.queue.unpin(up.id)) this.dispatchElsewhere(w);
-    }
-    if (t.to === 'closed') this.pump(up);
+    // Its sessions' waiters move on rather than wait out the ejection.
+    if (t.to === 'open') this.room.unpin(up.id);
+    if (t.to === 'closed') this.room.pump(up);
   }
 
   private onPoolChange(c: UpstreamChange): void {
-    for (const up of [...c.removed, ...c.draining]) {
-      for (const w of this.queue.unpin(up.id)) this.dispatchElsewhere(w);
-    }
+    for (const up of [...c.removed, ...c.draining]) this.room.unpin(up.id);
     for (const up of c.removed) {
       // Requests still counted on a removed incarnation finish on their own; nothing new goes there.
       up.draining = true;
     }
-    this.pumpAll();
-  }
-
-  /** While anyone waits: expire old waiters (503) and hand slots to breakers that reopened. */
-  private ensureSweep(): void {
-    if (this.sweepTimer) return;
-    const every = Math.max(5, Math.min(50, Math.floor(this.opts.queueTimeoutMs / 10)));
-    this.sweepTimer = setInterval(() => {
-      const now = this.now();
-      for (const w of this.queue.expire(now)) {
-        this.metrics.queueRejections.inc({ reason: 'timeout' });
-        w.value.reject(
-          new YggError(
-            'YGG_ERR_CAPACITY',
-            `no instance had a free slot within QUEUE_TIMEOUT_MS=${this.opts.queueTimeoutMs}`,
-            {
-              retryAfterSeconds: Math.max(1, Math.ceil(this.opts.queueTimeoutMs / 10_000)),
-            },
-          ),
-        );
-      }
-      this.pumpAll();
-      if (this.queue.length === 0 && this.sweepTimer) {
-        clearInterval(this.sweepTimer);
-        this.sweepTimer = undefined;
-      }
-    }, every);
-    this.sweepTimer.unref();
+    this.room.pumpAll();
   }
 
   private refuse(res: ServerResponse, err: YggError, started: number, instance = 'none'): void {

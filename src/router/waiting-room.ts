@@ -1,0 +1,155 @@
+// The requests waiting for a slot when every instance is at MAX_CONCURRENCY: the promises, timers and
+// hand-overs around the pure AdmissionQueue (FIFO order and bounds). A freed slot goes to the oldest
+// waiter its instance can serve; waiters past QUEUE_TIMEOUT_MS get 503; a wait with no instance at all
+// wakes the autoscaler (the activator).
+import type { EventEmitter } from 'node:events';
+import { YggError } from '../core/errors.js';
+import { AdmissionQueue, type Waiter } from './admission-queue.js';
+import type { RouterMetrics } from './metrics.js';
+import type { Upstream, UpstreamSet } from './upstreams.js';
+
+/** Rejection reason of a waiter whose client went away (nothing to answer). */
+export const CLIENT_GONE = null;
+
+interface Pending {
+  resolve: (up: Upstream) => void;
+  reject: (err: YggError | null) => void;
+}
+
+export interface WaitingRoomOptions {
+  queueMax: number;
+  queueTimeoutMs: number;
+  /** MAX_CONCURRENCY. */
+  limit: number;
+  upstreams: UpstreamSet;
+  metrics: Pick<RouterMetrics, 'queueRejections' | 'queueWait'>;
+  now: () => number;
+  /** Lets one request into `up` if its breaker allows (and reports the breaker's transitions). */
+  enter: (up: Upstream, now: number) => boolean;
+  /** The least loaded instance with room and a willing breaker, already entered, or undefined. */
+  pick: (now: number) => Upstream | undefined;
+  /** A request waits and no instance is ready: start one now. */
+  onDemand?: (() => void) | undefined;
+}
+
+export class WaitingRoom {
+  private readonly queue: AdmissionQueue<Pending>;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: WaitingRoomOptions) {
+    this.queue = new AdmissionQueue<Pending>({ maxLength: opts.queueMax, timeoutMs: opts.queueTimeoutMs });
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Waits (pinned to an instance, or for any) until a slot is handed over; the slot's in-flight count
+   * is already taken. Rejects with YGG_ERR_CAPACITY when full or too late, CLIENT_GONE when `gone`
+   * closes first.
+   */
+  wait(gone: EventEmitter, pinned: string | null): Promise<Upstream> {
+    return new Promise<Upstream>((resolve, reject) => {
+      const enqueuedAt = this.opts.now();
+      const pending: Pending = { resolve, reject };
+      const waiter = this.queue.enqueue(pending, pinned, enqueuedAt);
+      if (!waiter) {
+        this.opts.metrics.queueRejections.inc({ reason: 'full' });
+        reject(
+          new YggError(
+            'YGG_ERR_CAPACITY',
+            `every instance is at MAX_CONCURRENCY and QUEUE_MAX=${this.opts.queueMax} requests already wait`,
+            { retryAfterSeconds: 1 },
+          ),
+        );
+        return;
+      }
+      const onGone = () => {
+        if (this.queue.cancel(waiter)) reject(CLIENT_GONE);
+      };
+      gone.once('close', onGone);
+      pending.resolve = (up) => {
+        gone.off('close', onGone);
+        this.opts.metrics.queueWait.observe((this.opts.now() - enqueuedAt) / 1000);
+        resolve(up);
+      };
+      pending.reject = (err) => {
+        gone.off('close', onGone);
+        reject(err);
+      };
+      this.ensureSweep();
+      if (this.opts.upstreams.active.length === 0) this.opts.onDemand?.();
+    });
+  }
+
+  /** Hands free slots of `up` to the oldest waiters it can serve. */
+  pump(up: Upstream): void {
+    const { upstreams, limit } = this.opts;
+    if (this.queue.length === 0 || up.draining || upstreams.get(up.id) !== up) return;
+    const now = this.opts.now();
+    while (up.inflight < limit && this.queue.length > 0 && up.breaker.available(now)) {
+      const w = this.queue.takeFor(up.id);
+      if (!w) return;
+      if (!this.opts.enter(up, now)) {
+        // Lost the half-open probe race: the waiter goes elsewhere or back in line.
+        this.dispatchElsewhere(w);
+        return;
+      }
+      up.inflight++;
+      w.value.resolve(up);
+    }
+  }
+
+  pumpAll(): void {
+    for (const up of this.opts.upstreams.active) this.pump(up);
+  }
+
+  /** The waiters pinned to an instance that is gone or ejected move on (their sessions move). */
+  unpin(instanceId: string): void {
+    for (const w of this.queue.unpin(instanceId)) this.dispatchElsewhere(w);
+  }
+
+  /** Answers every waiter with `err` (the router is stopping). */
+  close(err: YggError): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    for (const w of this.queue.expire(Number.POSITIVE_INFINITY)) w.value.reject(err);
+  }
+
+  /** A waiter whose instance is gone or unusable: give it to any instance, or back to the free queue. */
+  private dispatchElsewhere(w: Waiter<Pending>): void {
+    const up = this.opts.pick(this.opts.now());
+    if (up) {
+      up.inflight++;
+      w.value.resolve(up);
+      return;
+    }
+    if (!this.queue.enqueue(w.value, null, w.enqueuedAt)) {
+      w.value.reject(new YggError('YGG_ERR_CAPACITY', 'the queue is full', { retryAfterSeconds: 1 }));
+    }
+  }
+
+  /** While anyone waits: expire old waiters (503) and hand slots to breakers that reopened. */
+  private ensureSweep(): void {
+    if (this.sweepTimer) return;
+    const timeout = this.opts.queueTimeoutMs;
+    const every = Math.max(5, Math.min(50, Math.floor(timeout / 10)));
+    this.sweepTimer = setInterval(() => {
+      for (const w of this.queue.expire(this.opts.now())) {
+        this.opts.metrics.queueRejections.inc({ reason: 'timeout' });
+        w.value.reject(
+          new YggError('YGG_ERR_CAPACITY', `no instance had a free slot within QUEUE_TIMEOUT_MS=${timeout}`, {
+            retryAfterSeconds: Math.max(1, Math.ceil(timeout / 10_000)),
+          }),
+        );
+      }
+      this.pumpAll();
+      if (this.queue.length === 0 && this.sweepTimer) {
+        clearInterval(this.sweepTimer);
+        this.sweepTimer = undefined;
+      }
+    }, every);
+    this.sweepTimer.unref();
+  }
+}
