@@ -75,7 +75,7 @@ export function createControllerMetrics(source: ControllerMetricsSource, registr
     },
   });
   new Gauge({
-    name: 'yggdrasil_instance_cpu_ratio',
+    name: 'yggdrasil_instance_cpu_cores',
     help: 'CPU used by the instance, in cores (1 = one full core).',
     labelNames: ['instance'],
     registers: [registry],
