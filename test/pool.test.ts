@@ -61,10 +61,12 @@ describe('pool of local processes', () => {
     assert.match(await metrics.text(), /yggdrasil_agent_requests_total/);
   });
 
-  it('answers 404 JSON for an unknown instance id', async () => {
-    const res = await fetch(`${p.lbUrl}/agent/agent-99/health`);
-    assert.equal(res.status, 404);
-    assert.equal((await json<{ error: { code: string } }>(res)).error.code, 'YGG_ERR_UNKNOWN_INSTANCE');
+  it('answers 404 JSON for an unknown or malformed instance id', async () => {
+    for (const id of ['agent-99', '%ZZ', 'agent-1%2F..']) {
+      const res = await fetch(`${p.lbUrl}/agent/${id}/health`);
+      assert.equal(res.status, 404, id);
+      assert.equal((await json<{ error: { code: string } }>(res)).error.code, 'YGG_ERR_UNKNOWN_INSTANCE');
+    }
   });
 
   it('proxies every other path to some instance, with X-Yggdrasil-Instance', async () => {

@@ -67,11 +67,20 @@ export function createLbServer(opts: LbServerOptions): Server {
     // /agent/{id}/{rest} → {rest} on instance {id}; /agent/{id} alone → /.
     const rest = url.slice(AGENT_PREFIX.length);
     const slash = rest.search(/[/?]/);
-    const id = decodeURIComponent(slash === -1 ? rest : rest.slice(0, slash));
+    const id = safeDecode(slash === -1 ? rest : rest.slice(0, slash));
     let target = slash === -1 ? '/' : rest.slice(slash);
     if (target.startsWith('?')) target = `/${target}`;
     return router.proxyTo(id, req, res, target);
   }
 
   return server;
+}
+
+/** Percent-decoding that never throws: a malformed id is kept as sent (and then is no instance's). */
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
