@@ -7,6 +7,7 @@ import { Controller } from './controller/controller.js';
 import type { PlatformConfig } from './core/config.js';
 import { closeServer, listen } from './core/listen.js';
 import type { Logger } from './core/logger.js';
+import { configError } from './core/options.js';
 import { isLiveFeedRequest, LiveFeed, routerTotals } from './observability/live-feed.js';
 import { controllerStatusPage, lbStatusPage } from './observability/status-page.js';
 import { createLbServer } from './router/lb-server.js';
@@ -56,6 +57,24 @@ export async function createDriver(cfg: PlatformConfig, deps: PlatformDeps): Pro
     forwardOutput: deps.forwardOutput ?? false,
     env: { ...process.env, LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
   });
+}
+
+/** Listens, turning "port taken" and "no such address" into a configuration error that names the option. */
+async function listenOn(server: Server, option: string, port: number, host: string): Promise<number> {
+  try {
+    return await listen(server, port, host);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'EADDRINUSE')
+      throw configError(
+        `${option}=${port} is already in use on ${host}: stop what holds it or choose another port`,
+      );
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+      throw configError(`BIND_HOST=${host} is not an address of this machine`);
+    if (code === 'EACCES')
+      throw configError(`${option}=${port} needs privileges on ${host}: choose a port above 1023`);
+    throw err;
+  }
 }
 
 export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Promise<Platform> {
@@ -171,11 +190,13 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
   });
   feed.attach(lb);
   feed.attach(api);
-  const lbPort = await listen(lb, cfg.LB_PORT, cfg.BIND_HOST);
-  const controllerPort = await listen(api, cfg.CONTROLLER_PORT, cfg.BIND_HOST).catch(async (err) => {
-    await closeServer(lb);
-    throw err;
-  });
+  const lbPort = await listenOn(lb, 'LB_PORT', cfg.LB_PORT, cfg.BIND_HOST);
+  const controllerPort = await listenOn(api, 'CONTROLLER_PORT', cfg.CONTROLLER_PORT, cfg.BIND_HOST).catch(
+    async (err) => {
+      await closeServer(lb);
+      throw err;
+    },
+  );
   await controller.start();
   scaler.start();
   feed.start();

@@ -2,6 +2,8 @@
 // `npm run health:check`, and a bad configuration that stops start-up with exit code 2.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { ControllerStatus } from '../src/controller/controller.js';
@@ -38,6 +40,25 @@ describe('configuration errors', () => {
       assert.match(lines[0]!, row.want);
     });
   }
+});
+
+describe('a port already taken', () => {
+  it('exits 2 with one line naming the option and the port', async () => {
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+    const taken = (holder.address() as AddressInfo).port;
+    try {
+      const p = cli(['start'], { LB_PORT: String(taken), CONTROLLER_PORT: '0' });
+      const { code } = await p.exited;
+      assert.equal(code, 2);
+      assert.match(
+        p.stderr().trim(),
+        new RegExp(`^yggdrasil: configuration error: LB_PORT=${taken} is already in use on 127.0.0.1`),
+      );
+    } finally {
+      holder.close();
+    }
+  });
 });
 
 describe('npm start, curl, health:check, Ctrl-C', () => {
