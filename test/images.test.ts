@@ -7,9 +7,11 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { httpJson } from './helpers/http.js';
+import { waitFor } from './helpers/platform.js';
+import { requireService } from './helpers/services.js';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
@@ -19,60 +21,13 @@ const MAX_AGENT_IMAGE_MB = 200;
 const MAX_APP_LAYER_MB = 25;
 const OVERRIDES = ['ci', 'dev', 'staging', 'prod'];
 
-const available = (cmd: string, args: string[]) =>
-  spawnSync(cmd, args, { stdio: 'ignore', timeout: 30_000 }).status === 0;
-const dockerUp = available('docker', ['info']);
-const composeUp = available('docker-compose', ['version']);
-const inCi = process.env.CI === 'true';
-const DOCKER_MISSING = 'docker: not available — install docker.io and start dockerd to run this test';
-const COMPOSE_MISSING = 'docker-compose: not available — install docker-compose to run this test';
-const skipDocker = !dockerUp && !inCi ? DOCKER_MISSING : false;
-const skipCompose = !composeUp && !inCi ? COMPOSE_MISSING : false;
+// Missing services skip with one line outside CI and fail under CI=true (test/helpers/services.ts).
+const skipDocker = requireService('docker');
+const skipCompose = requireService('docker-compose');
 
 async function docker(...args: string[]): Promise<string> {
   const { stdout } = await run('docker', args, { cwd: root, maxBuffer: 16 * 1024 * 1024 });
   return stdout.trim();
-}
-
-async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`${what}: not within ${ms} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
-
-/**
- * GET with node:http, not fetch: Node 20's fetch (bundled undici 6) never settles, and leaves no
- * handle behind, when Docker's proxy resets the connection of a container still starting.
- */
-function getJson(url: string, timeoutMs = 2000): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = get(url, { timeout: timeoutMs }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
-        } catch (err) {
-          reject(err);
-        }
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
 }
 
 const mb = (bytes: number) => Math.round(bytes / 100_000) / 10;
@@ -84,10 +39,7 @@ describe('agent image', () => {
 
   before(
     async () => {
-      if (!dockerUp) {
-        if (inCi) throw new Error(DOCKER_MISSING);
-        return;
-      }
+      if (skipDocker) return;
       const wanted = spawnSync(process.execPath, ['docker/source-hash.mjs'], { cwd: root, encoding: 'utf8' });
       const hash = wanted.stdout.trim();
       const have = await docker(
@@ -145,10 +97,18 @@ describe('agent image', () => {
   });
 
   it('answers GET /health on the published port as agent-9, not as root', { skip: skipDocker }, async () => {
-    const body = await waitFor('GET /health 200', 10_000, async () => {
-      const res = await getJson(`${base}/health`);
-      return res.status === 200 ? (res.body as { status: string; agentId: string; uid: number }) : undefined;
-    });
+    // undici, not fetch: Node 20's fetch can hang when Docker's proxy resets a starting container.
+    const body = await waitFor(
+      'GET /health 200',
+      async () => {
+        const res = await httpJson<{ status: string; agentId: string; uid: number }>(`${base}/health`).catch(
+          () => undefined,
+        );
+        return res?.status === 200 ? res.body : undefined;
+      },
+      10_000,
+      250,
+    );
     assert.equal(body.status, 'ok');
     assert.equal(body.agentId, 'agent-9');
     assert.equal(typeof body.uid, 'number');
@@ -169,11 +129,16 @@ describe('agent image', () => {
     assert.deepEqual(config.Healthcheck?.Test, ['CMD', 'node', 'dist/agent/healthcheck.js']);
     assert.ok('8080/tcp' in config.ExposedPorts);
     const t0 = Date.now();
-    await waitFor('health status healthy', 12_000, async () => {
-      const s = await docker('inspect', '-f', '{{.State.Health.Status}}', id);
-      assert.notEqual(s, 'unhealthy');
-      return s === 'healthy' ? s : undefined;
-    });
+    await waitFor(
+      'health status healthy',
+      async () => {
+        const s = await docker('inspect', '-f', '{{.State.Health.Status}}', id);
+        assert.notEqual(s, 'unhealthy');
+        return s === 'healthy' ? s : undefined;
+      },
+      12_000,
+      250,
+    );
     process.stderr.write(
       `images.test: agent container healthy ${Date.now() - t0} ms after the first check\n`,
     );
@@ -241,10 +206,6 @@ describe('docker-compose files', () => {
     run('docker-compose', [...files.flatMap((f) => ['-f', f]), 'config'], { cwd: root, env }).then(
       (r) => r.stdout,
     );
-
-  before(() => {
-    if (!composeUp && inCi) throw new Error(COMPOSE_MISSING);
-  });
 
   it('docker-compose.yml validates; only the controller gets the Docker socket', {
     skip: skipCompose,

@@ -1,6 +1,6 @@
 // Small helpers shared by every HTTP adapter: JSON answers, the error body, and bounded body reading.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type ErrorCode, YggError } from './errors.js';
+import { YggError } from './errors.js';
 
 export function sendJson(
   res: ServerResponse,
@@ -25,10 +25,6 @@ export function sendError(res: ServerResponse, err: YggError, headers: Record<st
   const extra = { ...headers };
   if (err.retryAfterSeconds !== undefined) extra['retry-after'] = String(err.retryAfterSeconds);
   sendJson(res, err.status, err.toBody(), extra);
-}
-
-export function errorOf(code: ErrorCode, message: string): YggError {
-  return new YggError(code, message);
 }
 
 /**
