@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Platform } from '../src/platform.js';
-import { LABEL_INSTANCE, LABEL_OWNER } from '../src/runtime/docker-driver.js';
+import { type DockerDriver, LABEL_INSTANCE, LABEL_OWNER } from '../src/runtime/docker-driver.js';
 import { docker, ensureImages, ownedContainers, removeOwned, testOwner } from './helpers/docker.js';
 import { bootPlatform, json, waitFor } from './helpers/platform.js';
 import { requireService } from './helpers/services.js';
@@ -102,7 +102,7 @@ describe('docker driver', { skip }, () => {
       assert.ok(second.controller.status().events.some((e) => e.data?.adopted === true));
     } finally {
       // Hand the containers back to the first platform: the second must not stop them.
-      (second.driver as unknown as { running: Map<string, unknown> }).running.clear();
+      (second.driver as DockerDriver).detach();
       await second.stop();
     }
     assert.equal((await ownedContainers(owner.DOCKER_OWNER)).length, 2);
@@ -131,7 +131,7 @@ describe('docker driver errors and `down`', { skip }, () => {
     const owner = testOwner();
     const p = await bootPlatform({ DRIVER: 'docker', ...owner, MIN_INSTANCES: '2' });
     await p.controller.waitForReady(2, 60_000);
-    (p.driver as unknown as { running: Map<string, unknown> }).running.clear(); // leave them running
+    (p.driver as DockerDriver).detach(); // leave them running, as a crashed controller would
     await p.stop();
     assert.equal((await ownedContainers(owner.DOCKER_OWNER)).length, 2);
     const down = run(

@@ -324,6 +324,14 @@ export class DockerDriver implements InstanceDriver {
     }
   }
 
+  /**
+   * Forgets every container without stopping it, as a controller that crashed would: the next
+   * controller adopts them (tests use it to hand containers over, or to leave them for `down`).
+   */
+  detach(): void {
+    this.running.clear();
+  }
+
   /** Containers running now (tests, status). */
   containerIds(): string[] {
     return [...this.running.values()].map((r) => r.containerId);
