@@ -4,51 +4,13 @@
 // every breaker is open). The agents are test/fixtures/counting-agent.mjs, which logs every POST it
 // receives to COUNT_LOG and answers 500 on /api/* while FAIL_FILE names it.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Platform } from '../src/platform.js';
-import { bootPlatform, isAlive, json, waitFor } from './helpers/platform.js';
-
-const FIXTURE = fileURLToPath(new URL('./fixtures/counting-agent.mjs', import.meta.url));
-const INSTANCE = 'x-yggdrasil-instance';
-
-interface ErrorBody {
-  error: { code: string; message: string };
-}
-
-/** Known bug (see the report): a POST retried after a refused connection re-sends a spent body. */
-const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-
-/** AGENT_COMMAND for the counting agent. `env` rather than bare assignments: the driver prefixes `exec`. */
-function countingAgent(env: Record<string, string>): string {
-  const vars = Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`);
-  return ['env', ...vars, quote(process.execPath), quote(FIXTURE)].join(' ');
-}
-
-/** Boots a platform of counting agents in a fresh temp dir; stops it and removes the dir afterwards. */
-async function withPlatform(
-  env: Record<string, string>,
-  agentEnv: (dir: string) => Record<string, string>,
-  fn: (p: Platform, dir: string) => Promise<void>,
-): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'ygg-resilience-'));
-  let p: Platform | undefined;
-  try {
-    p = await bootPlatform({ ...env, AGENT_COMMAND: countingAgent(agentEnv(dir)) });
-    await fn(p, dir);
-  } finally {
-    await p?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Waits until the router has released every slot (breaker bookkeeping of the last answer is done). */
-const settled = (p: Platform) =>
-  waitFor('the router to release every slot', () => p.router.upstreams.all().every((u) => u.inflight === 0));
+import { logLines, metric, routerMetrics, settled, withCountingPlatform } from './helpers/agents.js';
+import { isAlive, json, waitFor } from './helpers/platform.js';
 
 const pidOf = (p: Platform, id: string) =>
   p.controller.status().instances.find((i) => i.id === id)?.meta.pid as number | undefined;
@@ -56,13 +18,9 @@ const pidOf = (p: Platform, id: string) =>
 const portOf = (p: Platform, id: string) =>
   p.controller.status().instances.find((i) => i.id === id)?.meta.port as number | undefined;
 
-/** One sample of the router's metrics, e.g. metric(text, 'yggdrasil_router_retries_total', 'reason="unreached"'). */
-function metric(text: string, name: string, labels: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
-const metrics = async (p: Platform) => (await fetch(`${p.lbUrl}/metrics`)).text();
+const metrics = routerMetrics;
+const withPlatform = withCountingPlatform;
+const countLog = (file: string) => logLines(file) as Array<[string, string]>;
 
 /** Whether a TCP connection to the port is refused (nothing listens there any more). */
 const refuses = (port: number) =>
@@ -75,18 +33,10 @@ const refuses = (port: number) =>
     s.once('error', () => resolve(true));
   });
 
-/** Lines "id agent" of the count log, as [id, agent] pairs. */
-function countLog(file: string): Array<[string, string]> {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.split(' ') as [string, string]);
+const INSTANCE = 'x-yggdrasil-instance';
+
+interface ErrorBody {
+  error: { code: string; message: string };
 }
 
 const post = (p: Platform, id: string, workMs: number) =>
