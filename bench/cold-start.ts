@@ -55,7 +55,7 @@ export async function measureColdStart(kind: 'process' | 'docker', count: number
       const t0 = performance.now();
       const handle = await driver.start({ id: 'agent-1' });
       for (;;) {
-        if ((await probeHealth(handle.endpoint, 1000)).ok) break;
+        if ((await probeHealth(handle.endpoint, '/health', 1000)).ok) break;
         if (performance.now() - t0 > 60_000) throw new Error(`${kind}: no healthy answer within 60 s`);
         await new Promise((r) => setTimeout(r, 5));
       }

@@ -52,6 +52,7 @@ export async function createDriver(cfg: PlatformConfig, deps: PlatformDeps): Pro
   }
   return new ProcessDriver({
     command: cfg.AGENT_COMMAND,
+    ...(cfg.AGENT_CWD ? { cwd: cfg.AGENT_CWD } : {}),
     host: '127.0.0.1',
     logger: deps.logger,
     forwardOutput: deps.forwardOutput ?? false,
@@ -87,6 +88,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     maxInstances: cfg.MAX_INSTANCES,
     healthCheckIntervalMs: cfg.HEALTH_CHECK_INTERVAL,
     healthCheckTimeoutMs: cfg.HEALTH_CHECK_TIMEOUT_MS,
+    healthPath: cfg.AGENT_HEALTH_PATH,
     healthFailureThreshold: cfg.HEALTH_FAILURE_THRESHOLD,
     startupTimeoutMs: cfg.STARTUP_TIMEOUT_MS,
     startupProbeIntervalMs: cfg.STARTUP_PROBE_INTERVAL_MS,
@@ -100,6 +102,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     maxConcurrency: cfg.MAX_CONCURRENCY,
     maxBodyBytes: cfg.MAX_BODY_BYTES,
     requestTimeoutMs: cfg.REQUEST_TIMEOUT_MS,
+    clientBodyTimeoutMs: cfg.CLIENT_BODY_TIMEOUT_MS,
     queueMax: cfg.QUEUE_MAX,
     queueTimeoutMs: cfg.QUEUE_TIMEOUT_MS,
     sessionAffinity: cfg.SESSION_AFFINITY,
@@ -107,9 +110,14 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     maxRetries: cfg.MAX_RETRIES,
     breakerFailures: cfg.BREAKER_FAILURES,
     breakerResetMs: cfg.BREAKER_RESET_MS,
+    breakerCount5xx: cfg.BREAKER_COUNT_5XX,
+    outlierStallMs: cfg.OUTLIER_STALL_MS,
+    trustedProxies: cfg.TRUSTED_PROXIES,
     logger: logger.child({ part: 'router' }),
     lookup: (id) => controller.member(id),
     onDemand: () => autoscaler?.activate(),
+    outlook: () => controller.outlook(),
+    onReplace: (id, reason) => controller.replace(id, reason),
     onBreaker: (instance, t) =>
       controller.events.push({
         at: t.at,

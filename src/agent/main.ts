@@ -36,8 +36,9 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  // Started by the process driver with an IPC channel: if the controller dies, do not linger as an orphan.
-  if (process.connected) process.once('disconnect', () => stop('controller gone'));
+  // A platform that died closes our stdout: the log must not take the agent down (nor hang it); the
+  // process driver's watchdog ends the agent then.
+  process.stdout.on('error', () => {});
 }
 
 main().catch((err) => {

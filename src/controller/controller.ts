@@ -1,16 +1,19 @@
 // The control plane: keeps the pool at the desired size between MIN_INSTANCES and MAX_INSTANCES, starts
-// instances through the runtime driver, health-checks them, restarts crashes with backoff, and drains
-// instances before stopping them. Decisions come from the pure `reconcile`; this class carries them out.
+// instances through the runtime driver, health-checks them, restarts crashes with backoff (kills refill at
+// once), replaces instances the router finds bad, and drains instances before stopping them. Decisions
+// come from the pure `reconcile` and `planRestart`; this class carries them out. Every background task
+// is guarded: its errors are logged and counted, never left as unhandled rejections.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { every, runGuarded } from '../core/background.js';
 import type { Logger } from '../core/logger.js';
 import type { Endpoint, ExitInfo, InstanceDriver, InstanceHandle } from '../runtime/driver.js';
 import { urlOf } from '../runtime/driver.js';
 import { type ControllerEvent, EventLog, type EventType } from './events.js';
-import { probeHealth } from './health-probe.js';
+import { type ProbeResult, probeHealth } from './health-probe.js';
 import { type InstanceState, slotNumber } from './instance.js';
 import { type ControllerMetrics, createControllerMetrics } from './metrics.js';
 import { reconcile } from './reconcile.js';
-import { CRASH_LOOP_THRESHOLD, crashResetMs, restartDelay } from './restart-backoff.js';
+import { CRASH_LOOP_THRESHOLD, planRestart, STABLE_AFTER_MS, wasKilled } from './restart-backoff.js';
 
 export interface ControllerOptions {
   driver: InstanceDriver;
@@ -19,6 +22,10 @@ export interface ControllerOptions {
   maxInstances: number;
   healthCheckIntervalMs: number;
   healthCheckTimeoutMs: number;
+  /** AGENT_HEALTH_PATH. @default '/health' */
+  healthPath?: string;
+  /** The health check itself (tests replace it). @default probeHealth */
+  probe?: (endpoint: Endpoint, path: string, timeoutMs: number) => Promise<ProbeResult>;
   healthFailureThreshold: number;
   startupTimeoutMs: number;
   startupProbeIntervalMs: number;
@@ -68,6 +75,8 @@ interface Slot {
   nextRestartAt?: number;
   lastFailure?: Failure;
   healthFailures: number;
+  /** When the next health check of this incarnation is due (sooner after a failure). */
+  nextCheckAt?: number;
   /** A stop of the previous incarnation still in progress; a restart waits for it. */
   pendingStop?: Promise<void>;
   cpu?: number;
@@ -103,6 +112,10 @@ export interface ControllerStatus {
 }
 
 const HEALTH_PROBE_BATCH = 64;
+/** After a failed health check the next ones come this often (at most), so a dead instance goes fast. */
+const RECHECK_MS = 1000;
+/** A failed slot restarting this soon counts as capacity on its way (requests wait for it). */
+const IMMINENT_RESTART_MS = 1000;
 const NO_LOAD: LoadSource = { inflight: () => 0, sessions: () => 0 };
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
@@ -117,9 +130,17 @@ export class Controller {
   private stopping = false;
   private tickQueued = false;
   private readonly log: Logger;
+  private readonly probe: NonNullable<ControllerOptions['probe']>;
+  private readonly healthPath: string;
+  private readonly onBackgroundError = (loop: string, err: unknown) => {
+    this.metrics.backgroundErrors.inc({ loop });
+    this.log.error({ err, loop }, `background task failed: ${loop}`);
+  };
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.logger.child({ part: 'controller' });
+    this.probe = opts.probe ?? probeHealth;
+    this.healthPath = opts.healthPath ?? '/health';
     this.desired = opts.minInstances;
     this.metrics = createControllerMetrics({
       desired: () => this.desired,
@@ -151,16 +172,13 @@ export class Controller {
           adopted: true,
         },
       );
-      void this.awaitHealthy(slot, handle);
+      this.background('startup probes', () => this.awaitHealthy(slot, handle));
     }
-    const every = (ms: number, fn: () => void) => {
-      const t = setInterval(fn, ms);
-      t.unref();
-      this.timers.push(t);
-    };
-    every(this.opts.reconcileIntervalMs ?? 1000, () => this.tick());
-    every(this.opts.healthCheckIntervalMs, () => void this.checkHealth());
-    every(this.opts.usageIntervalMs ?? 2000, () => void this.sampleUsage());
+    const loop = (ms: number, name: string, fn: () => unknown) =>
+      this.timers.push(every(ms, name, fn, this.onBackgroundError));
+    loop(this.opts.reconcileIntervalMs ?? 1000, 'reconcile', () => this.tick());
+    loop(Math.min(this.opts.healthCheckIntervalMs, RECHECK_MS), 'health checks', () => this.checkHealth());
+    loop(this.opts.usageIntervalMs ?? 2000, 'usage sampling', () => this.sampleUsage());
     this.tick();
   }
 
@@ -239,6 +257,34 @@ export class Controller {
     return out;
   }
 
+  /**
+   * Whether capacity can come when none is ready: 'starting' while an instance starts, a failed one
+   * restarts within a second, or the desired count asks for more; 'none' when every instance failed
+   * and waits out a longer backoff (requests are then answered at once instead of queueing).
+   */
+  outlook(): 'ready' | 'starting' | 'none' {
+    const now = Date.now();
+    let live = 0;
+    let coming = false;
+    for (const s of this.slots.values()) {
+      if (s.state === 'ready') return 'ready';
+      if (s.state === 'starting') coming = true;
+      if (s.state === 'failed' && (s.nextRestartAt ?? 0) <= now + IMMINENT_RESTART_MS) coming = true;
+      if (s.state === 'starting' || s.state === 'failed') live++;
+    }
+    return coming || live < this.desired ? 'starting' : 'none';
+  }
+
+  /**
+   * The data plane found this instance bad (stalled, or ejected again and again) whatever its health
+   * check says: stop this incarnation and start a new one.
+   */
+  replace(id: string, reason: string): void {
+    const slot = this.slots.get(id);
+    if (!slot || slot.state !== 'ready') return;
+    this.fail(slot, 'outlier', `replaced: ${reason}`);
+  }
+
   /** The member with this id whatever its state (for /agent/{id}/… routes), or undefined. */
   member(id: string): { state: InstanceState; endpoint?: Endpoint } | undefined {
     const s = this.slots.get(id);
@@ -259,7 +305,7 @@ export class Controller {
           startedAt: iso(s.startedAt),
           readyAt: iso(s.readyAt),
           restarts: s.restarts,
-          crashLoop: s.crashes >= CRASH_LOOP_THRESHOLD,
+          crashLoop: s.crashes >= CRASH_LOOP_THRESHOLD && s.state !== 'ready',
           nextRestartAt: s.state === 'failed' ? iso(s.nextRestartAt) : null,
           lastFailure: s.lastFailure
             ? { ...s.lastFailure, at: new Date(s.lastFailure.at).toISOString() }
@@ -294,9 +340,9 @@ export class Controller {
 
   private reconcileNow(): void {
     const now = Date.now();
-    const resetAfter = crashResetMs(this.opts.restartBackoffMaxMs);
+    // A slot that has stayed ready a while has proved its start good: its crash count starts over.
     for (const s of this.slots.values()) {
-      if (s.state === 'ready' && s.crashes > 0 && s.readyAt !== undefined && now - s.readyAt >= resetAfter) {
+      if (s.state === 'ready' && s.crashes > 0 && s.readyAt !== undefined && now - s.readyAt >= STABLE_AFTER_MS) {
         s.crashes = 0;
       }
     }
@@ -311,7 +357,10 @@ export class Controller {
         ...(s.nextRestartAt !== undefined ? { nextRestartAt: s.nextRestartAt } : {}),
       })),
     });
-    for (const id of plan.create) void this.startSlot(this.newSlot(id));
+    for (const id of plan.create) {
+      const slot = this.newSlot(id);
+      this.background('start', () => this.startSlot(slot));
+    }
     for (const id of plan.restart) {
       const s = this.slots.get(id);
       if (!s) continue;
@@ -320,16 +369,20 @@ export class Controller {
       this.emit('instance_restarting', id, `restarting ${id} (restart ${s.restarts})`, {
         restarts: s.restarts,
       });
-      void this.startSlot(s);
+      this.background('restart', () => this.startSlot(s));
     }
     for (const id of plan.drain) {
       const s = this.slots.get(id);
-      if (s) void this.drainSlot(s);
+      if (s) this.background('drain', () => this.drainSlot(s));
     }
     for (const id of plan.remove) {
       const s = this.slots.get(id);
-      if (s) void this.removeSlot(s);
+      if (s) this.background('remove', () => this.removeSlot(s));
     }
+  }
+
+  private background(name: string, fn: () => Promise<unknown>): void {
+    runGuarded(name, fn, this.onBackgroundError);
   }
 
   private newSlot(id: string): Slot {
@@ -375,8 +428,9 @@ export class Controller {
     const deadline = began + this.opts.startupTimeoutMs;
     while (slot.state === 'starting' && slot.handle === handle && !this.stopping) {
       const left = deadline - Date.now();
-      const result = await probeHealth(
+      const result = await this.probe(
         handle.endpoint,
+        this.healthPath,
         Math.max(10, Math.min(this.opts.healthCheckTimeoutMs, left)),
       );
       if (slot.state !== 'starting' || slot.handle !== handle) return;
@@ -404,35 +458,44 @@ export class Controller {
   }
 
   /**
-   * One round of health checks over the ready instances, at most HEALTH_PROBE_BATCH at a time: the
-   * router shares this event loop, and 1000 probes at once stalled it ~45 ms (bench: control plane).
+   * One round of health checks over the ready instances that are due, at most HEALTH_PROBE_BATCH at a
+   * time: the router shares this event loop, and 1000 probes at once stalled it ~45 ms (bench: control
+   * plane). Each check is of the incarnation seen when the round began; one stopped meanwhile is skipped.
+   * @internal public for tests
    */
-  private async checkHealth(): Promise<void> {
-    const ready = [...this.slots.values()].filter((s) => s.state === 'ready' && s.handle);
-    for (let i = 0; i < ready.length; i += HEALTH_PROBE_BATCH) {
-      await Promise.all(ready.slice(i, i + HEALTH_PROBE_BATCH).map((slot) => this.checkOne(slot)));
+  async checkHealth(): Promise<void> {
+    const now = Date.now();
+    const due: Array<[Slot, InstanceHandle]> = [];
+    for (const s of this.slots.values()) {
+      if (s.state === 'ready' && s.handle && (s.nextCheckAt ?? 0) <= now) due.push([s, s.handle]);
+    }
+    for (let i = 0; i < due.length; i += HEALTH_PROBE_BATCH) {
+      await Promise.all(due.slice(i, i + HEALTH_PROBE_BATCH).map(([slot, handle]) => this.checkOne(slot, handle)));
     }
   }
 
-  private async checkOne(slot: Slot): Promise<void> {
-    const handle = slot.handle!;
-    const result = await probeHealth(handle.endpoint, this.opts.healthCheckTimeoutMs);
+  private async checkOne(slot: Slot, handle: InstanceHandle): Promise<void> {
     if (slot.state !== 'ready' || slot.handle !== handle) return;
+    slot.nextCheckAt = Number.POSITIVE_INFINITY; // no second check of it while this one is out
+    const result = await this.probe(handle.endpoint, this.healthPath, this.opts.healthCheckTimeoutMs);
+    if (slot.state !== 'ready' || slot.handle !== handle) return;
+    const now = Date.now();
     if (result.ok) {
+      if (slot.healthFailures > 0) {
+        this.log.info({ instance: slot.id, failures: slot.healthFailures }, 'health check passes again');
+      }
       slot.healthFailures = 0;
+      slot.nextCheckAt = now + this.opts.healthCheckIntervalMs;
       return;
     }
     slot.healthFailures++;
-    this.log.warn(
-      { instance: slot.id, reason: result.reason, failures: slot.healthFailures },
-      'health check failed',
-    );
+    slot.nextCheckAt = now + Math.min(RECHECK_MS, this.opts.healthCheckIntervalMs);
+    // Logged once per run of failures; the failure that replaces the instance sums them up.
+    if (slot.healthFailures === 1) {
+      this.log.warn({ instance: slot.id, reason: result.reason }, `health check of ${slot.id} failed: ${result.reason}`);
+    }
     if (slot.healthFailures >= this.opts.healthFailureThreshold) {
-      this.fail(
-        slot,
-        'health',
-        `${slot.healthFailures} consecutive failed health checks (last: ${result.reason})`,
-      );
+      this.fail(slot, 'health', `${slot.healthFailures} consecutive failed health checks (last: ${result.reason})`);
     }
   }
 
@@ -468,22 +531,35 @@ export class Controller {
     // reports the old one's exit after the slot has moved on.
     if (!slot.handle || slot.handle.incarnation !== exit.incarnation) return;
     const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
-    this.fail(slot, 'exit', `${slot.id} ${how}`, {
-      exitCode: exit.code,
-      signal: exit.signal,
-      output: exit.lastOutput,
-    });
+    this.fail(
+      slot,
+      'exit',
+      `${slot.id} ${how}`,
+      { exitCode: exit.code, signal: exit.signal, output: exit.lastOutput },
+      wasKilled(exit),
+    );
   }
 
-  private fail(slot: Slot, kind: string, reason: string, extra: Partial<Failure> = {}): void {
+  /**
+   * The instance failed (exit, health, start-up, runtime error, replaced as an outlier): mark the slot
+   * failed, stop what is left of it, and schedule its restart by the restart policy.
+   */
+  private fail(slot: Slot, kind: string, reason: string, extra: Partial<Failure> = {}, killed = false): void {
     if (slot.state === 'draining' || slot.state === 'stopped' || this.stopping) return;
     const wasReady = slot.state === 'ready';
-    slot.state = 'failed';
-    slot.crashes++;
-    const delay = restartDelay(slot.crashes, this.opts.restartBackoffMs, this.opts.restartBackoffMaxMs);
     const now = Date.now();
-    // The first crash of a healthy instance is replaced at once; repeated ones back off.
-    slot.nextRestartAt = slot.crashes === 1 ? now : now + delay;
+    const plan = planRestart(
+      {
+        crashesBefore: slot.crashes,
+        readyForMs: wasReady && slot.readyAt !== undefined ? now - slot.readyAt : undefined,
+        killed,
+      },
+      this.opts.restartBackoffMs,
+      this.opts.restartBackoffMaxMs,
+    );
+    slot.state = 'failed';
+    slot.crashes = plan.crashes;
+    slot.nextRestartAt = now + plan.delayMs;
     slot.lastFailure = { at: now, reason, ...extra };
     this.metrics.failures.inc({ reason: kind });
     if (kind !== 'exit' && slot.handle) {
@@ -493,17 +569,15 @@ export class Controller {
     }
     slot.handle = undefined;
     const crashLoop = slot.crashes >= CRASH_LOOP_THRESHOLD;
-    this.emit('instance_failed', slot.id, `${reason}; restart in ${slot.nextRestartAt - now} ms`, {
+    this.emit('instance_failed', slot.id, `${reason}; restart in ${plan.delayMs} ms`, {
       reason: kind,
       crashes: slot.crashes,
       crashLoop,
-      restartInMs: slot.nextRestartAt - now,
+      restartInMs: plan.delayMs,
     });
     if (wasReady) this.notifyPool();
     this.tick();
-    if (slot.nextRestartAt > now) {
-      setTimeout(() => this.tick(), slot.nextRestartAt - now + 1).unref();
-    }
+    if (plan.delayMs > 0) setTimeout(() => this.tick(), plan.delayMs + 1).unref();
   }
 
   /** Stops sending it new requests, lets in-flight ones finish (up to DRAIN_TIMEOUT_MS), then stops it. */

@@ -105,7 +105,7 @@ export function createControllerMetrics(source: ControllerMetricsSource, registr
     }),
     failures: new Counter({
       name: 'yggdrasil_instance_failures_total',
-      help: 'Instance failures, by reason (exit, health, startup, start_error).',
+      help: 'Instance failures, by reason (exit, health, startup, start_error, outlier).',
       labelNames: ['reason'],
       registers: [registry],
     }),
@@ -113,6 +113,12 @@ export function createControllerMetrics(source: ControllerMetricsSource, registr
       name: 'yggdrasil_scaling_events_total',
       help: 'Changes of the desired instance count, by direction (up, down) and reason.',
       labelNames: ['direction', 'reason'],
+      registers: [registry],
+    }),
+    backgroundErrors: new Counter({
+      name: 'yggdrasil_controller_background_errors_total',
+      help: 'Errors of background tasks (reconcile, health checks, starts, stops, usage), by task: each is logged.',
+      labelNames: ['loop'],
       registers: [registry],
     }),
     coldStart: new Histogram({

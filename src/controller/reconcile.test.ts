@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SlotView } from './instance.js';
 import { type ReconcilePlan, reconcile } from './reconcile.js';
-import { restartDelay } from './restart-backoff.js';
+import { type Death, planRestart, type RestartPlan, wasKilled } from './restart-backoff.js';
 
 const slot = (id: string, state: SlotView['state'], extra: Partial<SlotView> = {}): SlotView => ({
   id,
@@ -108,16 +108,60 @@ describe('reconcile', () => {
   }
 });
 
-describe('restartDelay', () => {
-  const table = [
-    { crashes: 0, want: 0 },
-    { crashes: 1, want: 1000 },
-    { crashes: 2, want: 2000 },
-    { crashes: 4, want: 8000 },
-    { crashes: 10, want: 60_000 },
-    { crashes: 1000, want: 60_000 },
+describe('planRestart', () => {
+  const base = 1000;
+  const max = 60_000;
+  const table: Array<{ name: string; death: Death; want: RestartPlan }> = [
+    {
+      name: 'first crash at start-up restarts at once',
+      death: { crashesBefore: 0, readyForMs: undefined, killed: false },
+      want: { crashes: 1, delayMs: 0 },
+    },
+    {
+      name: 'second crash waits RESTART_BACKOFF_MS',
+      death: { crashesBefore: 1, readyForMs: undefined, killed: false },
+      want: { crashes: 2, delayMs: 1000 },
+    },
+    {
+      name: 'third crash doubles it',
+      death: { crashesBefore: 2, readyForMs: undefined, killed: true },
+      want: { crashes: 3, delayMs: 2000 },
+    },
+    {
+      name: 'the backoff stops at RESTART_BACKOFF_MAX_MS',
+      death: { crashesBefore: 50, readyForMs: undefined, killed: false },
+      want: { crashes: 51, delayMs: 60_000 },
+    },
+    {
+      name: 'an exit soon after becoming ready is a crash',
+      death: { crashesBefore: 2, readyForMs: 3000, killed: false },
+      want: { crashes: 3, delayMs: 2000 },
+    },
+    {
+      name: 'a kill of a ready instance is not a crash, even soon after ready',
+      death: { crashesBefore: 2, readyForMs: 500, killed: true },
+      want: { crashes: 0, delayMs: 0 },
+    },
+    {
+      name: 'an exit after running a while is not a crash loop',
+      death: { crashesBefore: 5, readyForMs: 10_000, killed: false },
+      want: { crashes: 0, delayMs: 0 },
+    },
   ];
-  for (const { crashes, want } of table) {
-    it(`${crashes} crashes → ${want} ms`, () => assert.equal(restartDelay(crashes, 1000, 60_000), want));
+  for (const row of table) {
+    it(row.name, () => assert.deepEqual(planRestart(row.death, base, max), row.want));
+  }
+
+  const kills: Array<[{ code: number | null; signal: string | null }, boolean]> = [
+    [{ code: null, signal: 'SIGKILL' }, true],
+    [{ code: null, signal: 'SIGTERM' }, true],
+    [{ code: 137, signal: null }, true],
+    [{ code: 143, signal: null }, true],
+    [{ code: null, signal: 'SIGSEGV' }, false],
+    [{ code: 1, signal: null }, false],
+    [{ code: 0, signal: null }, false],
+  ];
+  for (const [exit, want] of kills) {
+    it(`wasKilled(${JSON.stringify(exit)}) = ${want}`, () => assert.equal(wasKilled(exit), want));
   }
 });

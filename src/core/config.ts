@@ -1,5 +1,6 @@
 // The platform's configuration (controller, router, runtime): one table of options, read from the
 // environment and an optional JSON file (YGG_CONFIG), validated once at start-up.
+import { parseAddressList } from './address-list.js';
 import {
   bool,
   bytes,
@@ -24,6 +25,11 @@ export const PLATFORM_OPTIONS = {
     'info',
     'Log level of the structured (pino) logs.',
   ),
+  LOG_FORMAT: oneOf(
+    ['auto', 'pretty', 'json'],
+    'auto',
+    'Log lines as one JSON object each (`json`) or as readable text (`pretty`); `auto` is pretty on a terminal.',
+  ),
   LB_PORT: int(0, 65535, 8080, 'Port of the load balancer / router (0 picks a free port).'),
   CONTROLLER_PORT: int(0, 65535, 3000, 'Port of the controller API (0 picks a free port).'),
   BIND_HOST: text(
@@ -40,6 +46,17 @@ export const PLATFORM_OPTIONS = {
   AGENT_COMMAND: text(
     '',
     'Command that starts your own agent (run by /bin/sh; gets PORT and AGENT_ID). Empty = the reference agent.',
+  ),
+  AGENT_CWD: text(
+    '',
+    'Working directory of AGENT_COMMAND. Empty = the directory yggdrasil was started in.',
+    'a directory path',
+  ),
+  AGENT_HEALTH_PATH: text(
+    '/health',
+    'Path the health checks GET on each instance (a 2xx answer = healthy).',
+    'a path starting with /',
+    /^\/[^\s#]*$/,
   ),
   AGENT_IMAGE: text('yggdrasil/agent:latest', 'Image of the agent (DRIVER=docker).'),
   DOCKER_NETWORK: text(
@@ -86,7 +103,12 @@ export const PLATFORM_OPTIONS = {
     30 * SECOND,
     'Milliseconds between health checks of a ready instance.',
   ),
-  HEALTH_CHECK_TIMEOUT_MS: int(10, MINUTE, 2 * SECOND, 'A health check slower than this fails.'),
+  HEALTH_CHECK_TIMEOUT_MS: int(
+    10,
+    MINUTE,
+    2 * SECOND,
+    'A health check slower than this fails; after one failure the next checks come every second.',
+  ),
   HEALTH_FAILURE_THRESHOLD: int(
     1,
     100,
@@ -109,7 +131,7 @@ export const PLATFORM_OPTIONS = {
     10,
     HOUR,
     SECOND,
-    'First delay before restarting a crashed instance (doubles per crash).',
+    'Delay before the second restart of an instance that keeps crashing (doubles per crash); the first is at once.',
   ),
   RESTART_BACKOFF_MAX_MS: int(
     10,
@@ -125,11 +147,17 @@ export const PLATFORM_OPTIONS = {
   ),
   STOP_GRACE_MS: int(0, HOUR, 10 * SECOND, 'Time between SIGTERM and SIGKILL when an instance is stopped.'),
   MAX_BODY_BYTES: int(1, 1024 * 1024 * 1024, 10 * 1024 * 1024, 'Largest request body accepted (413 above).'),
+  CLIENT_BODY_TIMEOUT_MS: int(
+    1,
+    HOUR,
+    30 * SECOND,
+    'Longest time a client may take to send its whole request body (408 after).',
+  ),
   REQUEST_TIMEOUT_MS: int(
     1,
     HOUR,
     5 * MINUTE,
-    'A proxied request with no complete answer after this gets 504.',
+    "Longest wait for an instance's response headers, and between two chunks of its body (504 after).",
   ),
   QUEUE_MAX: int(
     0,
@@ -140,12 +168,32 @@ export const PLATFORM_OPTIONS = {
   QUEUE_TIMEOUT_MS: int(1, HOUR, 10 * SECOND, 'Longest wait in the queue before a 503 with Retry-After.'),
   SESSION_AFFINITY: bool(true, 'Keep a session (X-Session-Id header or ygg_session cookie) on one instance.'),
   SESSION_TTL_MS: int(1000, 7 * 24 * HOUR, 30 * MINUTE, 'A session idle this long is forgotten.'),
-  MAX_RETRIES: int(0, 10, 2, 'Retries of a request that never reached an instance (GET/HEAD also after).'),
+  MAX_RETRIES: int(
+    0,
+    10,
+    2,
+    'Retries elsewhere of a request that provably never reached an instance (connection refused); never after.',
+  ),
+  TRUSTED_PROXIES: text(
+    '',
+    'Proxies in front whose X-Forwarded-* and Forwarded headers are kept (comma list of addresses or CIDR ranges).',
+    'a comma list of IP addresses or CIDR ranges (e.g. 127.0.0.1,10.0.0.0/8,::1)',
+  ),
   BREAKER_FAILURES: int(
     1,
     1000,
     5,
-    'Consecutive failures (5xx, connect errors, timeouts) that open an instance breaker.',
+    'Consecutive gateway failures of an instance (refused or reset connections, timeouts, 502/503/504) that open its breaker.',
+  ),
+  BREAKER_COUNT_5XX: bool(
+    false,
+    'Also count every other 5xx answer of an agent as a breaker failure (default: gateway failures only).',
+  ),
+  OUTLIER_STALL_MS: int(
+    0,
+    HOUR,
+    2 * SECOND,
+    'Eject an instance whose requests wait this long for response headers while it answers none (0 = off).',
   ),
   BREAKER_RESET_MS: int(
     10,
@@ -204,5 +252,12 @@ export function loadPlatformConfig(
     ],
   ];
   for (const [broken, message] of rules) if (broken) throw configError(message);
+  try {
+    parseAddressList(cfg.TRUSTED_PROXIES);
+  } catch (err) {
+    throw configError(
+      `TRUSTED_PROXIES=${JSON.stringify(cfg.TRUSTED_PROXIES)} is not allowed: ${(err as Error).message}; expected ${PLATFORM_OPTIONS.TRUSTED_PROXIES.allowed}`,
+    );
+  }
   return cfg;
 }

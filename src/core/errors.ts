@@ -9,9 +9,18 @@ export interface ErrorSpec {
 }
 
 export const ERROR_CATALOGUE = {
+  YGG_ERR_BAD_REQUEST: {
+    status: 400,
+    doc: 'The request cannot be proxied as sent (malformed target, CONNECT, duplicate Host, bad framing).',
+  },
   YGG_ERR_INVALID_JSON: { status: 400, doc: 'The request body is not valid JSON.' },
   YGG_ERR_VALIDATION: { status: 400, doc: 'A field of the request is missing, unknown or out of range.' },
   YGG_ERR_BODY_TOO_LARGE: { status: 413, doc: 'The request body is larger than MAX_BODY_BYTES.' },
+  YGG_ERR_CLIENT_TIMEOUT: {
+    status: 408,
+    doc: 'The client did not send its request body within CLIENT_BODY_TIMEOUT_MS.',
+  },
+  YGG_ERR_HEADERS_TOO_LARGE: { status: 431, doc: 'The request headers are larger than the server accepts.' },
   YGG_ERR_NOT_FOUND: { status: 404, doc: 'No such route.' },
   YGG_ERR_METHOD_NOT_ALLOWED: { status: 405, doc: 'The route exists but not for this HTTP method.' },
   YGG_ERR_UNKNOWN_INSTANCE: { status: 404, doc: 'No instance with this id is in the pool.' },
@@ -21,7 +30,7 @@ export const ERROR_CATALOGUE = {
   },
   YGG_ERR_NO_INSTANCES: {
     status: 503,
-    doc: 'No instance is ready to take the request and none could be waited for.',
+    doc: 'No instance is ready or starting (every one failed and waits to restart): nothing to wait for.',
   },
   YGG_ERR_CAPACITY: {
     status: 503,

@@ -29,9 +29,10 @@ export function sendError(res: ServerResponse, err: YggError, headers: Record<st
 
 /**
  * Reads a request body up to `limit` bytes. Refuses early on a Content-Length over the limit,
- * and stops reading (413) as soon as a chunked body passes it.
+ * and stops reading (413) as soon as a chunked body passes it. With `timeoutMs`, a body that has not
+ * arrived whole in that time fails with YGG_ERR_CLIENT_TIMEOUT (408).
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, timeoutMs?: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
@@ -41,22 +42,41 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     let failed = false;
+    const fail = (err: Error) => {
+      if (failed) return;
+      failed = true;
+      clearTimeout(timer);
+      reject(err);
+    };
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(
+            () =>
+              fail(
+                new YggError(
+                  'YGG_ERR_CLIENT_TIMEOUT',
+                  `the request body did not arrive within CLIENT_BODY_TIMEOUT_MS=${timeoutMs}`,
+                ),
+              ),
+            timeoutMs,
+          );
+    timer?.unref();
     req.on('data', (chunk: Buffer) => {
       if (failed) return;
       size += chunk.length;
       if (size > limit) {
-        failed = true;
-        reject(tooLarge(limit));
+        fail(tooLarge(limit));
         return;
       }
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (!failed) resolve(Buffer.concat(chunks, size));
+      if (failed) return;
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks, size));
     });
-    req.on('error', (err) => {
-      if (!failed) reject(err);
-    });
+    req.on('error', fail);
   });
 }
 

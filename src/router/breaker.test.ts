@@ -9,7 +9,7 @@ import {
 
 const opts: BreakerOptions = { failureThreshold: 3, baseEjectionMs: 1000, maxEjectionMs: 8000 };
 
-type Op = ['can', number] | ['ok', number] | ['fail', number] | ['release'];
+type Op = ['can', number] | ['ok', number] | ['fail', number] | ['trip', number] | ['release'];
 
 const show = (t: BreakerTransition) =>
   `${t.from}→${t.to}@${t.at}${t.ejectionMs === undefined ? '' : `+${t.ejectionMs}`}`;
@@ -21,6 +21,7 @@ function run(b: CircuitBreaker, ops: Op[]): { allowed: boolean[]; transitions: s
   for (const op of ops) {
     if (op[0] === 'can') allowed.push(b.canRequest(op[1]));
     else if (op[0] === 'release') b.releaseProbe();
+    else if (op[0] === 'trip') assert.equal(b.trip(op[1]), b.transition);
     else {
       const returned = op[0] === 'ok' ? b.onSuccess(op[1]) : b.onFailure(op[1]);
       assert.equal(returned, b.transition, 'onSuccess/onFailure return the transition they made');
@@ -228,6 +229,30 @@ describe('CircuitBreaker', () => {
       assert.equal(b.state(row.now), row.want.snapshot.state);
       if (row.want.allowed) assert.deepEqual(got.allowed, row.want.allowed);
       if (row.want.transitions) assert.deepEqual(got.transitions, row.want.transitions);
+    });
+  }
+});
+
+describe('CircuitBreaker.trip', () => {
+  const table: Array<{ name: string; ops: Op[]; want: string[]; allowed?: boolean[] }> = [
+    {
+      name: 'a closed breaker ejects at once, whatever the count',
+      ops: [['fail', 0], ['trip', 5], ['can', 6], ['can', 1005]],
+      want: ['closed→open@5+1000', 'open→half-open@1005'],
+      allowed: [false, true],
+    },
+    { name: 'an open breaker is not extended', ops: [...trip, ['trip', 500]], want: [tripped] },
+    {
+      name: 'a half-open breaker ejects again, for longer',
+      ops: [...trip, ['can', 1010], ['trip', 1020]],
+      want: [tripped, 'open→half-open@1010', 'half-open→open@1020+2000'],
+    },
+  ];
+  for (const row of table) {
+    it(row.name, () => {
+      const got = run(new CircuitBreaker(opts), row.ops);
+      assert.deepEqual(got.transitions, row.want);
+      if (row.allowed) assert.deepEqual(got.allowed, row.allowed);
     });
   }
 });

@@ -1,5 +1,6 @@
 // Per-instance circuit breaker modelled on Envoy outlier detection: consecutive failures eject an
 // instance for a time that grows with each ejection, then one probe decides. Pure: `now` is an argument.
+import { exponentialDelay } from '../core/backoff.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -39,9 +40,6 @@ export interface BreakerSnapshot {
   /** While open: when the ejection ends and a probe is allowed. */
   openUntil?: number;
 }
-
-/** 2^30 × any sane base is past every cap; stops the power from reaching Infinity. */
-const MAX_EXPONENT = 30;
 
 export class CircuitBreaker {
   readonly failureThreshold: number;
@@ -147,6 +145,17 @@ export class CircuitBreaker {
     return this.last;
   }
 
+  /**
+   * Ejects now whatever the failure count (outlier detection saw the instance stall), like a failure
+   * that reached the threshold. An open breaker stays open (its ejection is not extended).
+   */
+  trip(now: number): BreakerTransition | undefined {
+    this.last = undefined;
+    if (this.current === 'closed') this.decay(now);
+    if (this.current !== 'open') this.eject(now);
+    return this.last;
+  }
+
   /** The probe was abandoned (client gone) with no verdict: let the next request probe instead. */
   releaseProbe(): void {
     this.last = undefined;
@@ -168,10 +177,7 @@ export class CircuitBreaker {
   }
 
   private eject(now: number): void {
-    const ms = Math.min(
-      this.maxEjectionMs,
-      this.baseEjectionMs * 2 ** Math.min(this.ejections, MAX_EXPONENT),
-    );
+    const ms = exponentialDelay(this.ejections + 1, this.baseEjectionMs, this.maxEjectionMs);
     this.ejections += 1;
     this.failures = 0;
     this.probeInFlight = false;

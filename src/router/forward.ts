@@ -1,52 +1,33 @@
 // Forwards one request to one instance on undici's pool.stream(), writing the answer straight into the
-// client's response (no buffering either way). Reports how it ended so the caller can count, retry or
-// trip a breaker. A client that goes away aborts the upstream request.
+// client's response (no buffering either way), and reports how it ended (attribution.ts says who is to
+// blame). A client that goes away aborts the upstream request. The caller holds the slot (a Lease) and
+// releases it once this resolves; this module only reports the answer's start for the stall detector.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { classify, type ForwardOutcome } from './attribution.js';
 import { downstreamHeaders } from './headers.js';
-import type { Upstream } from './upstreams.js';
+import type { Lease } from './slot-pool.js';
+
+export type { ForwardOutcome };
 
 export const INSTANCE_HEADER = 'x-yggdrasil-instance';
-
-export type ForwardOutcome =
-  /** The instance answered (any status); `status` is what the client got. */
-  | { kind: 'response'; status: number }
-  /** Nothing reached the instance (connection refused/reset before sending): safe to retry. */
-  | { kind: 'unreached'; error: Error }
-  /** The instance was reached but failed before a complete answer. */
-  | { kind: 'failed'; error: Error; timeout: boolean; headersSent: boolean }
-  /** The client went away first. */
-  | { kind: 'aborted' };
 
 export interface ForwardRequest {
   req: IncomingMessage;
   res: ServerResponse;
+  /** Origin-form target (path and query) to send. */
   path: string;
   headers: Record<string, string | string[]>;
-  /** Body to send: the client's request stream, or nothing for GET/HEAD. */
+  /** Body to send: a buffered body, the client's stream (lazy), or nothing. */
   body: Readable | Buffer | null;
+  /** Why a streamed body failed on the client's side, if it did. */
+  bodyError?: () => Error | undefined;
   timeoutMs: number;
   /** Extra response headers (set before the instance's headers are written). */
   responseHeaders?: Record<string, string>;
-}
-
-// Errors raised before any byte of the request left for the instance. A reset after connecting is
-// not here: the instance may have read (and acted on) the request.
-const UNREACHED_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
-
-function classify(err: Error & { code?: string }, headersSent: boolean): ForwardOutcome {
-  const code = err.code ?? '';
-  if (!headersSent && UNREACHED_CODES.has(code)) return { kind: 'unreached', error: err };
-  const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
-  return { kind: 'failed', error: err, timeout, headersSent };
+  /** Called when the instance's answer starts (its status and headers are written to the client). */
+  onHeaders?: () => void;
 }
 
 /**
@@ -74,9 +55,10 @@ class RequestSignal {
   }
 }
 
-export function forward(up: Upstream, f: ForwardRequest): Promise<ForwardOutcome> {
+export function forward(lease: Lease, f: ForwardRequest): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
     const { req, res } = f;
+    const up = lease.up;
     const ac = new RequestSignal();
     let headersSent = false;
     let settled = false;
@@ -103,16 +85,18 @@ export function forward(up: Upstream, f: ForwardRequest): Promise<ForwardOutcome
       opts,
       ({ statusCode, headers }) => {
         headersSent = true;
+        lease.responded();
         const out = downstreamHeaders(headers as Record<string, string | string[] | undefined>);
         out[INSTANCE_HEADER] = up.id;
         if (f.responseHeaders) Object.assign(out, f.responseHeaders);
         res.writeHead(statusCode, out);
+        f.onHeaders?.();
         return res;
       },
       (err) => {
         if (!err) return done({ kind: 'response', status: res.statusCode });
         if (ac.aborted) return done({ kind: 'aborted' });
-        done(classify(err as Error & { code?: string }, headersSent));
+        done(classify(err as Error & { code?: string }, { headersSent, bodyError: f.bodyError?.() }));
       },
     );
   });

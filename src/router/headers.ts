@@ -1,5 +1,11 @@
-// Header rewriting for proxying: drop hop-by-hop headers (RFC 9110 §7.6.1) both ways, add X-Forwarded-*.
+// Header rewriting for proxying. Both ways: drop hop-by-hop headers (RFC 9110 §7.6.1) and those the
+// Connection header names. Upstream: keep the client's Host (an agent that builds URLs from it points
+// clients back at the load balancer), answer Expect ourselves, and set X-Forwarded-For/Proto/Host and
+// RFC 7239 Forwarded. A client's own values of those are replaced, unless its address is a trusted
+// proxy (TRUSTED_PROXIES), whose values are kept and extended.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { type AddressList, unmapped } from '../core/address-list.js';
+import { SESSION_HEADER } from '../core/session.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -11,8 +17,10 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
-  'host',
 ]);
+
+/** Request headers the router answers or rewrites itself. */
+const OWN_REQUEST = new Set(['expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
 
 function connectionTokens(value: string | string[] | undefined): string[] {
   if (!value) return [];
@@ -21,21 +29,48 @@ function connectionTokens(value: string | string[] | undefined): string[] {
   return text.split(',').map((t) => t.trim().toLowerCase());
 }
 
-/** Headers to send upstream: the client's minus hop-by-hop ones, plus X-Forwarded-For/Proto/Host. */
-export function upstreamHeaders(req: IncomingMessage): Record<string, string | string[]> {
+const joined = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(', ') : v);
+
+/** An RFC 7239 value: a token as is, anything else quoted. */
+function forwardedValue(v: string): string {
+  return /^[!#$%&'*+\-.^_`|~\w]+$/.test(v) ? v : `"${v.replace(/(["\\])/g, '\\$1')}"`;
+}
+
+/** An RFC 7239 node: IPv6 bracketed (and so quoted). */
+const forwardedNode = (addr: string) => (addr.includes(':') ? `"[${addr}]"` : forwardedValue(addr));
+
+export interface UpstreamHeaderOptions {
+  trustedProxies: AddressList;
+  /** The session the router placed the request in: passed as X-Session-Id (also when it issued it). */
+  sessionId?: string | undefined;
+}
+
+/** Headers to send upstream (see the module comment). */
+export function upstreamHeaders(
+  req: IncomingMessage,
+  opts: UpstreamHeaderOptions,
+): Record<string, string | string[]> {
   const src = req.headers;
   const extra = connectionTokens(src.connection);
   const out: Record<string, string | string[]> = {};
   for (const key in src) {
-    if (HOP_BY_HOP.has(key) || (extra.length > 0 && extra.includes(key))) continue;
+    if (HOP_BY_HOP.has(key) || OWN_REQUEST.has(key) || (extra.length > 0 && extra.includes(key))) continue;
     const v = src[key];
     if (v !== undefined) out[key] = v;
   }
-  const peer = req.socket.remoteAddress ?? '';
-  const prior = src['x-forwarded-for'];
-  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer;
-  out['x-forwarded-proto'] = (src['x-forwarded-proto'] as string | undefined) ?? 'http';
-  out['x-forwarded-host'] = (src['x-forwarded-host'] as string | undefined) ?? src.host ?? '';
+  const peer = unmapped(req.socket.remoteAddress ?? '');
+  const trusted = opts.trustedProxies.size > 0 && opts.trustedProxies.has(peer);
+  const host = src.host ?? '';
+  const priorFor = trusted ? joined(src['x-forwarded-for']) : undefined;
+  const proto = (trusted ? joined(src['x-forwarded-proto'])?.split(',')[0]?.trim() : undefined) || 'http';
+  const publicHost = (trusted ? joined(src['x-forwarded-host']) : undefined) || host;
+  out['x-forwarded-for'] = priorFor ? `${priorFor}, ${peer}` : peer;
+  out['x-forwarded-proto'] = proto;
+  out['x-forwarded-host'] = publicHost;
+  const element = `for=${forwardedNode(peer)}${host ? `;host=${forwardedValue(host)}` : ''};proto=${proto}`;
+  const priorForwarded = trusted ? joined(src.forwarded) : undefined;
+  out.forwarded = priorForwarded ? `${priorForwarded}, ${element}` : element;
+  if (opts.sessionId !== undefined) out[SESSION_HEADER] = opts.sessionId;
   return out;
 }
 

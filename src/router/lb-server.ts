@@ -1,10 +1,17 @@
 // The load balancer port (LB_PORT): the platform's own routes (/health, /status, /metrics), requests
-// addressed to one instance (/agent/{id}/…), and everything else proxied to the pool.
+// addressed to one instance (/agent/{id}/…), and everything else proxied to the pool. It is also the
+// edge: a request the edge refuses (edge.ts), a parser error, CONNECT, all get a JSON 400 here and go
+// no further; `Expect: 100-continue` is answered by the router when it is ready for the body; and a
+// pipelined request waits until the answers before it are done, so it holds no slot while it cannot
+// be answered (and a client that closes the connection leaves nothing behind).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { YggError } from '../core/errors.js';
 import { sendError, sendJson } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
+import { checkRequest } from './edge.js';
 import type { Router } from './router.js';
+import { refuseSocket } from './upgrade.js';
 
 export interface LbServerOptions {
   router: Router;
@@ -20,6 +27,7 @@ export interface LbServerOptions {
 }
 
 const AGENT_PREFIX = '/agent/';
+const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 export function createLbServer(opts: LbServerOptions): Server {
   const { router } = opts;
@@ -42,38 +50,104 @@ export function createLbServer(opts: LbServerOptions): Server {
     return true;
   };
 
-  const server = createServer((req, res) => {
-    const url = req.url ?? '/';
+  const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
+    const edge = checkRequest({
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      httpVersion: req.httpVersion,
+      rawHeaders: req.rawHeaders,
+    });
+    if (edge.kind === 'refuse') return sendError(res, edge.error, { connection: 'close' });
+    if (edge.kind === 'server-options') {
+      res.writeHead(200, { allow: ALLOW, 'content-length': 0 });
+      res.end();
+      return;
+    }
+    const url = edge.target;
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const handled = path.startsWith(AGENT_PREFIX)
-      ? proxyToInstance(req, res, url)
-      : local(req, res, path).then((done) => (done ? undefined : router.proxy(req, res, url)));
+      ? proxyToInstance(req, res, url, expectsContinue)
+      : local(req, res, path).then((done) => (done ? undefined : router.proxy(req, res, url, expectsContinue)));
     Promise.resolve(handled).catch((err: unknown) => {
       opts.logger.error({ err }, 'load balancer request failed');
       sendError(res, new YggError('YGG_ERR_INTERNAL', 'unexpected error in the router'));
     });
-  });
+  };
+
+  /** Runs `handle` once the response is the connection's current one (see the module comment). */
+  const whenCurrent = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
+    if (res.socket) return handle(req, res, expectsContinue);
+    const socket = req.socket;
+    const onTurn = () => {
+      socket.off('close', onGone);
+      handle(req, res, expectsContinue);
+    };
+    const onGone = () => res.off('socket', onTurn);
+    res.once('socket', onTurn);
+    socket.once('close', onGone);
+  };
+
+  // Node's own Host check answers a bare 400; edge.ts answers it in JSON like everything else.
+  const server = createServer({ requireHostHeader: false }, (req, res) => whenCurrent(req, res, false));
+  server.on('checkContinue', (req, res) => whenCurrent(req, res, true));
   server.keepAliveTimeout = 65_000;
   server.on('upgrade', (req, socket, head) => {
     if (opts.skipUpgrade?.(req)) return;
-    router.upgrade(req, socket, head).catch((err: unknown) => {
+    const edge = checkRequest({
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      httpVersion: req.httpVersion,
+      rawHeaders: req.rawHeaders,
+    });
+    if (edge.kind !== 'pass') {
+      const err = edge.kind === 'refuse' ? edge.error : new YggError('YGG_ERR_BAD_REQUEST', 'nothing to upgrade');
+      return refuseSocket(socket, err);
+    }
+    router.upgrade(req, socket, head, edge.target).catch((err: unknown) => {
       opts.logger.error({ err }, 'upgrade failed');
       socket.destroy();
     });
   });
+  server.on('connect', (_req, socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    refuseSocket(
+      socket,
+      new YggError('YGG_ERR_BAD_REQUEST', 'CONNECT is not supported: this is a reverse proxy, not a tunnel'),
+    );
+  });
+  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    refuseSocket(socket, clientErrorOf(err));
+  });
 
-  function proxyToInstance(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
+  function proxyToInstance(req: IncomingMessage, res: ServerResponse, url: string, expectsContinue: boolean) {
     // /agent/{id}/{rest} → {rest} on instance {id}; /agent/{id} alone → /.
     const rest = url.slice(AGENT_PREFIX.length);
     const slash = rest.search(/[/?]/);
     const id = safeDecode(slash === -1 ? rest : rest.slice(0, slash));
     let target = slash === -1 ? '/' : rest.slice(slash);
     if (target.startsWith('?')) target = `/${target}`;
-    return router.proxyTo(id, req, res, target);
+    return router.proxyTo(id, req, res, target, expectsContinue);
   }
 
   return server;
+}
+
+/** The JSON answer to what Node's HTTP parser refused (its default answers are bare). */
+function clientErrorOf(err: Error & { code?: string }): YggError {
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    return new YggError('YGG_ERR_HEADERS_TOO_LARGE', 'the request headers are too large');
+  }
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new YggError('YGG_ERR_CLIENT_TIMEOUT', 'the request did not arrive in time');
+  }
+  return new YggError('YGG_ERR_BAD_REQUEST', `the request could not be parsed (${err.code ?? err.message})`);
 }
 
 /** Percent-decoding that never throws: a malformed id is kept as sent (and then is no instance's). */

@@ -67,6 +67,19 @@ export function createRouterMetrics(source: RouterMetricsSource, registry = new 
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [registry],
     }),
+    ttfb: new Histogram({
+      name: 'yggdrasil_router_time_to_first_byte_seconds',
+      help: "Time from the request reaching the router to the instance's answer starting (queue wait included), by instance: the latency SLO (a stream's length is not latency).",
+      labelNames: ['instance'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    stalls: new Counter({
+      name: 'yggdrasil_router_stalls_total',
+      help: 'Times an instance was ejected because its requests waited for an answer far longer than the pool usually takes (OUTLIER_STALL_MS).',
+      labelNames: ['instance'],
+      registers: [registry],
+    }),
     queueWait: new Histogram({
       name: 'yggdrasil_router_queue_wait_seconds',
       help: 'Time queued requests waited for a slot.',
@@ -75,7 +88,7 @@ export function createRouterMetrics(source: RouterMetricsSource, registry = new 
     }),
     queueRejections: new Counter({
       name: 'yggdrasil_router_queue_rejections_total',
-      help: 'Requests refused with 503 because the queue was full or the wait timed out.',
+      help: 'Requests refused with 503 while waiting for a slot: queue full, wait timed out, or no instance ready or starting.',
       labelNames: ['reason'],
       registers: [registry],
     }),

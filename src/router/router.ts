@@ -1,33 +1,38 @@
-// The data plane. For each request: admission (size, shutdown), session lookup, a slot on an instance
-// (least in-flight by two choices, never more than MAX_CONCURRENCY, else a bounded FIFO wait), forward,
-// then breaker bookkeeping and a safe retry. Decisions come from pure modules (balancer, admission
-// queue, breaker, session store, retry backoff); this class wires them to sockets and timers.
+// The data plane. For each request: admission (size, shutdown), its body (small ones read first),
+// session lookup, a slot (the SlotPool: least in-flight by two choices, never more than MAX_CONCURRENCY,
+// else a bounded FIFO wait), forward, then the verdict for the breaker and a retry only when the request
+// provably never reached an instance. Decisions come from pure modules (balancer, admission queue,
+// breaker, stall detector, attribution, session store, backoff); this class wires them to sockets.
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceState } from '../controller/instance.js';
+import { type AddressList, parseAddressList } from '../core/address-list.js';
+import { fullJitter } from '../core/backoff.js';
 import { YggError } from '../core/errors.js';
 import { readBody, sendError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
-import { sessionIdOf } from '../core/session.js';
-import { pickTwoChoices } from './balancer.js';
+import { SESSION_HEADER, sessionIdOf } from '../core/session.js';
+import { errorFor, type ForwardOutcome, mayRetry, verdictOf } from './attribution.js';
 import type { BreakerTransition } from './breaker.js';
-import { type ForwardOutcome, forward, INSTANCE_HEADER } from './forward.js';
+import { forward, INSTANCE_HEADER } from './forward.js';
 import { upstreamHeaders } from './headers.js';
 import { lazyBody } from './lazy-body.js';
 import { createRouterMetrics, type RouterMetrics } from './metrics.js';
-import { isRetryable, retryDelay } from './retry-backoff.js';
 import { issuedTarget, issueSessionId, SESSION_MOVED_HEADER, sessionCookie } from './session-id.js';
 import { MemorySessionStore, type SessionStore } from './session-store.js';
+import { type Lease, SlotPool } from './slot-pool.js';
 import { proxyUpgrade, refuseSocket } from './upgrade.js';
-import { type Upstream, type UpstreamChange, UpstreamSet } from './upstreams.js';
-import { CLIENT_GONE, WaitingRoom } from './waiting-room.js';
+import { type Upstream, UpstreamSet } from './upstreams.js';
+import { CLIENT_GONE, type PoolOutlook } from './waiting-room.js';
 
 export interface RouterOptions {
   maxConcurrency: number;
   maxBodyBytes: number;
   requestTimeoutMs: number;
+  /** CLIENT_BODY_TIMEOUT_MS. */
+  clientBodyTimeoutMs?: number;
   queueMax: number;
   queueTimeoutMs: number;
   sessionAffinity: boolean;
@@ -35,44 +40,73 @@ export interface RouterOptions {
   maxRetries: number;
   breakerFailures: number;
   breakerResetMs: number;
+  /** BREAKER_COUNT_5XX. */
+  breakerCount5xx?: boolean;
+  /** OUTLIER_STALL_MS (0 = off). */
+  outlierStallMs?: number;
+  /** TRUSTED_PROXIES. */
+  trustedProxies?: string;
   logger: Logger;
   /** Looks an instance up by id whatever its state (for /agent/{id}/… routes). */
   lookup: (id: string) => { state: InstanceState } | undefined;
   /** Called when a request waits and no instance is ready (scale from zero: start one now). */
   onDemand?: () => void;
+  /** Whether capacity may come when none is ready (fail fast with YGG_ERR_NO_INSTANCES otherwise). */
+  outlook?: () => PoolOutlook;
   /** Called on every breaker state change (events, live feed). */
   onBreaker?: (instance: string, t: BreakerTransition) => void;
+  /** Asks for a new incarnation of an instance that stays bad. */
+  onReplace?: (instance: string, reason: string) => void;
   sessions?: SessionStore;
   random?: () => number;
   now?: () => number;
 }
 
-interface Slot {
-  up: Upstream;
-  /** The session's instance changed for this request. */
+/** One client request on its way through the router. */
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** Origin-form target to forward. */
+  target: string;
+  /** performance.now() when it arrived. */
+  started: number;
+  /** The client sent `Expect: 100-continue` and waits to be told to send its body. */
+  expectsContinue: boolean;
+  sessionId: string | undefined;
+  /** The request named no session: issue one (a cookie) on the instance that serves it. */
+  issueSession: boolean;
+  /** /agent/{id}/…: only this instance. */
+  named?: Upstream;
+}
+
+/** A slot for a request, and whether the session's instance changed for it. */
+interface Placement {
+  lease: Lease;
   moved: boolean;
 }
 
-/** Bodies up to this size with a Content-Length are buffered (Envoy buffers for retries the same way). */
+/** Bodies up to this size with a Content-Length are read before a slot is taken (Envoy buffers for retries the same way). */
 const SMALL_BODY_BYTES = 64 * 1024;
+const SHUTTING_DOWN = () =>
+  new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping', { retryAfterSeconds: 1 });
 
 export class Router {
   readonly upstreams: UpstreamSet;
   readonly metrics: RouterMetrics;
   readonly sessions: SessionStore;
-  private readonly room: WaitingRoom;
+  readonly slots: SlotPool;
+  private readonly trusted: AddressList;
   private readonly random: () => number;
   private readonly now: () => number;
+  private readonly clientBodyTimeoutMs: number;
   private sessionSweep: NodeJS.Timeout;
   private closing = false;
-  private readonly limit: number;
   private readonly recorders = new Map<
     string,
-    { count: { inc(): void }; time: { observe(v: number): void } }
+    { count: { inc(): void }; time: { observe(v: number): void }; ttfb: { observe(v: number): void } }
   >();
 
   constructor(private readonly opts: RouterOptions) {
-    this.limit = opts.maxConcurrency;
     this.upstreams = new UpstreamSet(opts.maxConcurrency, {
       failureThreshold: opts.breakerFailures,
       baseEjectionMs: opts.breakerResetMs,
@@ -81,25 +115,34 @@ export class Router {
     this.sessions = opts.sessions ?? new MemorySessionStore({ ttlMs: opts.sessionTtlMs });
     this.random = opts.random ?? Math.random;
     this.now = opts.now ?? Date.now;
+    this.trusted = parseAddressList(opts.trustedProxies ?? '');
+    this.clientBodyTimeoutMs = opts.clientBodyTimeoutMs ?? 30_000;
     this.metrics = createRouterMetrics({
       upstreams: this.upstreams,
-      queueLength: () => this.room.length,
+      queueLength: () => this.slots.queued,
       queueLimit: opts.queueMax,
       now: this.now,
     });
-    this.room = new WaitingRoom({
+    this.slots = new SlotPool({
+      upstreams: this.upstreams,
+      limit: opts.maxConcurrency,
       queueMax: opts.queueMax,
       queueTimeoutMs: opts.queueTimeoutMs,
-      limit: this.limit,
-      upstreams: this.upstreams,
+      stall: { minStallMs: opts.outlierStallMs ?? 0 },
       metrics: this.metrics,
+      logger: opts.logger,
       now: this.now,
-      enter: (up, now) => this.enter(up, now),
-      pick: (now) => this.pick(now, undefined),
+      random: this.random,
       onDemand: opts.onDemand,
+      outlook: opts.outlook,
+      onBreaker: opts.onBreaker,
+      onReplace: opts.onReplace,
     });
-    this.upstreams.onChange((c) => this.onPoolChange(c));
-    this.sessionSweep = setInterval(() => void this.sessions.sweep(this.now()), 10_000);
+    this.sessionSweep = setInterval(() => {
+      Promise.resolve(this.sessions.sweep(this.now())).catch((err: unknown) =>
+        opts.logger.warn({ err }, 'session sweep failed'),
+      );
+    }, 10_000);
     this.sessionSweep.unref();
   }
 
@@ -116,14 +159,12 @@ export class Router {
   }
 
   queued(): number {
-    return this.room.length;
+    return this.slots.queued;
   }
 
   /** In-flight plus queued requests across the pool: the autoscaler's concurrency signal. */
   concurrency(): number {
-    let n = this.room.length;
-    for (const u of this.upstreams.all()) n += u.inflight;
-    return n;
+    return this.slots.queued + this.slots.inflight;
   }
 
   breakerStates(): Record<string, { state: string; consecutiveFailures: number; ejections: number }> {
@@ -136,25 +177,27 @@ export class Router {
   // ---- requests ---------------------------------------------------------------------------------
 
   /** Proxies a request to the pool (balanced, or to the instance of its session). */
-  async proxy(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  async proxy(req: IncomingMessage, res: ServerResponse, target: string, expectsContinue = false): Promise<void> {
     const started = performance.now();
     const refused = this.admissionError(req);
     if (refused) return this.refuse(res, refused, started);
     const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
-    const issueCookie = this.opts.sessionAffinity && sessionId === undefined;
-    await this.run(req, res, path, started, sessionId, undefined, issueCookie);
+    const issueSession = this.opts.sessionAffinity && sessionId === undefined;
+    await this.run({ req, res, target, started, expectsContinue, sessionId, issueSession });
   }
 
   /** Proxies a request to one named instance (GET /agent/{id}/health and friends). */
-  async proxyTo(id: string, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  async proxyTo(
+    id: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: string,
+    expectsContinue = false,
+  ): Promise<void> {
     const started = performance.now();
     const member = this.opts.lookup(id);
     if (!member) {
-      return this.refuse(
-        res,
-        new YggError('YGG_ERR_UNKNOWN_INSTANCE', `no instance ${id} in the pool`),
-        started,
-      );
+      return this.refuse(res, new YggError('YGG_ERR_UNKNOWN_INSTANCE', `no instance ${id} in the pool`), started);
     }
     const up = this.upstreams.get(id);
     if (member.state !== 'ready' || !up || up.draining) {
@@ -166,185 +209,174 @@ export class Router {
     }
     const refused = this.admissionError(req);
     if (refused) return this.refuse(res, refused, started);
-    await this.run(req, res, path, started, undefined, up);
+    const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
+    await this.run({ req, res, target, started, expectsContinue, sessionId, issueSession: false, named: up });
   }
 
   /** Carries an Upgrade (WebSocket) to the session's instance; the connection holds a slot while open. */
-  async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: string): Promise<void> {
     socket.on('error', () => socket.destroy());
-    if (this.closing) {
-      return refuseSocket(
-        socket,
-        new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping', { retryAfterSeconds: 1 }),
-      );
-    }
+    if (this.closing) return refuseSocket(socket, SHUTTING_DOWN());
     const extra: Record<string, string> = {};
-    const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
-    let slot: Slot;
+    let sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
+    let placed: Placement;
     try {
-      slot = await this.acquire(socket, sessionId, undefined);
+      placed = await this.place(socket, sessionId, undefined);
     } catch (err) {
       if (err !== CLIENT_GONE) refuseSocket(socket, err as YggError);
       return;
     }
-    if (this.opts.sessionAffinity && sessionId === undefined) extra['set-cookie'] = this.issueCookie(slot.up);
-    if (slot.moved) extra[SESSION_MOVED_HEADER] = '1';
-    const outcome = await proxyUpgrade(slot.up, req, socket, head, extra);
-    if (outcome.kind === 'failed') {
-      refuseSocket(
-        socket,
-        new YggError(
-          'YGG_ERR_UPSTREAM',
-          `instance ${slot.up.id} failed the upgrade: ${outcome.error.message}`,
-        ),
-      );
-      this.release(slot, { kind: 'failed', error: outcome.error, timeout: false, headersSent: false });
-    } else {
-      this.release(slot, { kind: 'response', status: outcome.kind === 'upgraded' ? 101 : outcome.status });
+    const { lease } = placed;
+    if (this.opts.sessionAffinity && sessionId === undefined) {
+      sessionId = this.issueSession(lease.up);
+      extra['set-cookie'] = sessionCookie(sessionId);
+    }
+    if (placed.moved) extra[SESSION_MOVED_HEADER] = '1';
+    let verdict: 'success' | 'failure' | 'neutral' = 'neutral';
+    try {
+      const headers = upstreamHeaders(req, { trustedProxies: this.trusted, sessionId });
+      const outcome = await proxyUpgrade(lease, req, socket, head, target, headers, extra);
+      if (outcome.kind === 'failed') {
+        verdict = 'failure';
+        refuseSocket(
+          socket,
+          new YggError('YGG_ERR_UPSTREAM', `instance ${lease.up.id} failed the upgrade: ${outcome.error.message}`),
+        );
+      } else {
+        verdict = verdictOf(
+          { kind: 'response', status: outcome.kind === 'upgraded' ? 101 : outcome.status },
+          this.opts.breakerCount5xx ?? false,
+        );
+      }
+    } finally {
+      lease.release(verdict);
     }
   }
 
   close(): Promise<void> {
     this.closing = true;
     clearInterval(this.sessionSweep);
-    this.room.close(
-      new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping', { retryAfterSeconds: 1 }),
-    );
+    this.slots.close(SHUTTING_DOWN());
     return this.upstreams.close();
   }
 
   private admissionError(req: IncomingMessage): YggError | undefined {
-    if (this.closing)
-      return new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping', { retryAfterSeconds: 1 });
+    if (this.closing) return SHUTTING_DOWN();
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > this.opts.maxBodyBytes) {
-      return new YggError(
-        'YGG_ERR_BODY_TOO_LARGE',
-        `request body exceeds MAX_BODY_BYTES=${this.opts.maxBodyBytes}`,
-        {
-          details: { limitBytes: this.opts.maxBodyBytes },
-        },
-      );
+      return new YggError('YGG_ERR_BODY_TOO_LARGE', `request body exceeds MAX_BODY_BYTES=${this.opts.maxBodyBytes}`, {
+        details: { limitBytes: this.opts.maxBodyBytes },
+      });
     }
     return undefined;
   }
 
-  /** Acquire a slot, forward, and retry where safe; exactly one answer per request. */
-  private async run(
-    req: IncomingMessage,
-    res: ServerResponse,
-    path: string,
-    started: number,
-    sessionId: string | undefined,
-    target: Upstream | undefined,
-    issueCookie = false,
-  ): Promise<void> {
+  /** Reads the body if small, then places, forwards and retries where safe; exactly one answer. */
+  private async run(ex: Exchange): Promise<void> {
+    const { req, res } = ex;
     const method = req.method ?? 'GET';
-    const idempotent = method === 'GET' || method === 'HEAD';
-    const headers = upstreamHeaders(req);
+    const bodyless = method === 'GET' || method === 'HEAD';
+    let continued = false;
+    const goOn = () => {
+      if (ex.expectsContinue && !continued && !res.headersSent) {
+        continued = true;
+        res.writeContinue();
+      }
+    };
     // A small body with a declared length is read first (before a slot is taken): one write upstream,
-    // and safe to send again on a retry. Larger or chunked bodies stream (see lazyBody).
+    // safe to send again on a retry, and a slow client holds no slot. Larger or chunked bodies stream.
     let buffered: Buffer | null = null;
     const declared = req.headers['content-length'];
-    if (!idempotent && declared !== undefined && Number(declared) <= SMALL_BODY_BYTES) {
+    if (!bodyless && declared !== undefined && Number(declared) <= SMALL_BODY_BYTES) {
+      goOn();
       try {
-        buffered = await readBody(req, SMALL_BODY_BYTES);
-      } catch {
-        return this.record('none', 499, started);
+        buffered = await readBody(req, SMALL_BODY_BYTES, this.clientBodyTimeoutMs);
+      } catch (err) {
+        if (err instanceof YggError) return this.refuse(res, err, ex.started, 'none', true);
+        return this.record('none', 499, ex.started);
       }
     }
+    const headers = upstreamHeaders(req, { trustedProxies: this.trusted, sessionId: ex.sessionId });
     let exclude: Upstream | undefined;
     let movedOnce = false;
     for (let attempt = 1; ; attempt++) {
-      let slot: Slot;
+      let placed: Placement;
       try {
-        slot = target ? this.takeTarget(target) : await this.acquire(res, sessionId, exclude);
+        placed = ex.named ? { lease: this.slots.take(ex.named), moved: false } : await this.place(res, ex.sessionId, exclude);
       } catch (err) {
-        if (err === CLIENT_GONE) return this.record('none', 499, started);
-        return this.refuse(res, err as YggError, started);
+        if (err === CLIENT_GONE) return this.record('none', 499, ex.started);
+        return this.refuse(res, err as YggError, ex.started);
       }
-      const { up } = slot;
-      if (slot.moved) movedOnce = true;
-      if (issueCookie) res.setHeader('set-cookie', this.issueCookie(up));
+      const { lease } = placed;
+      const up = lease.up;
+      if (placed.moved) movedOnce = true;
+      if (ex.issueSession) {
+        const id = this.issueSession(up);
+        res.setHeader('set-cookie', sessionCookie(id));
+        headers[SESSION_HEADER] = id;
+      }
       // A fresh lazy wrapper per attempt: an attempt that never connected leaves the body unread.
-      const body = idempotent || buffered ? null : lazyBody(req, this.opts.maxBodyBytes);
-      const outcome = await forward(up, {
-        req,
-        res,
-        path,
-        headers,
-        body: buffered ?? body?.stream ?? null,
-        timeoutMs: this.opts.requestTimeoutMs,
-        ...(movedOnce ? { responseHeaders: { [SESSION_MOVED_HEADER]: '1' } } : {}),
-      });
-      this.release(slot, outcome);
+      const body =
+        bodyless || buffered
+          ? null
+          : lazyBody(req, { maxBytes: this.opts.maxBodyBytes, timeoutMs: this.clientBodyTimeoutMs, onStart: goOn });
+      let outcome: ForwardOutcome = { kind: 'aborted' };
+      try {
+        outcome = await forward(lease, {
+          req,
+          res,
+          path: ex.target,
+          headers,
+          body: buffered ?? body?.stream ?? null,
+          ...(body ? { bodyError: body.failure } : {}),
+          timeoutMs: this.opts.requestTimeoutMs,
+          ...(movedOnce ? { responseHeaders: { [SESSION_MOVED_HEADER]: '1' } } : {}),
+          onHeaders: () => this.recorder(up.id, res.statusCode).ttfb.observe((performance.now() - ex.started) / 1000),
+        });
+      } finally {
+        lease.release(verdictOf(outcome, this.opts.breakerCount5xx ?? false));
+      }
       switch (outcome.kind) {
         case 'response':
-          return this.record(up.id, outcome.status, started);
+          return this.record(up.id, outcome.status, ex.started);
         case 'aborted':
-          return this.record(up.id, 499, started);
+          return this.record(up.id, 499, ex.started);
         case 'unreached':
         case 'failed': {
-          const reached = outcome.kind === 'failed' || (body?.started() ?? false);
-          const headersSent = outcome.kind === 'failed' && outcome.headersSent;
-          if (
-            !headersSent &&
-            !(outcome.error instanceof YggError) &&
-            !target &&
-            isRetryable({ method, reachedUpstream: reached, attempt, maxRetries: this.opts.maxRetries })
-          ) {
-            this.metrics.retries.inc({ reason: reached ? 'failed' : 'unreached' });
+          const retry = mayRetry(outcome, {
+            bodyStarted: body?.started() ?? false,
+            attempt,
+            maxRetries: this.opts.maxRetries,
+            named: ex.named !== undefined,
+          });
+          if (retry) {
+            this.metrics.retries.inc({ reason: 'unreached' });
             this.opts.logger.debug(
               { instance: up.id, attempt, err: outcome.error.message },
               'retrying on another instance',
             );
-            await sleep(retryDelay(attempt, this.random()));
-            if (res.destroyed) return this.record(up.id, 499, started);
+            await sleep(fullJitter(attempt, this.random(), 25, 250));
+            if (res.destroyed) return this.record(up.id, 499, ex.started);
             exclude = up;
             continue;
           }
-          return this.refuse(res, this.failureError(up, outcome), started, up.id);
+          const err = errorFor(outcome, up.id, this.opts.requestTimeoutMs);
+          if (outcome.kind === 'unreached' || outcome.by === 'instance') {
+            this.opts.logger.warn({ instance: up.id, err: outcome.error.message }, err.message);
+          }
+          // A body the client had not finished sending is not read on: close the connection after.
+          const cut = outcome.kind === 'failed' && outcome.by === 'client';
+          return this.refuse(res, err, ex.started, up.id, cut);
         }
       }
     }
-  }
-
-  private failureError(
-    up: Upstream,
-    outcome: Extract<ForwardOutcome, { kind: 'unreached' | 'failed' }>,
-  ): YggError {
-    if (outcome.error instanceof YggError) return outcome.error;
-    if (outcome.kind === 'failed' && outcome.timeout) {
-      return new YggError(
-        'YGG_ERR_TIMEOUT',
-        `instance ${up.id} did not answer within REQUEST_TIMEOUT_MS=${this.opts.requestTimeoutMs}`,
-      );
-    }
-    const what = outcome.kind === 'unreached' ? 'could not be reached' : 'failed before answering';
-    this.opts.logger.warn({ instance: up.id, err: outcome.error.message }, `instance ${what}`);
-    return new YggError('YGG_ERR_UPSTREAM', `instance ${up.id} ${what}: ${outcome.error.message}`);
-  }
-
-  /** A request for a named instance waits for nothing: it goes if the instance has room. */
-  private takeTarget(up: Upstream): Slot {
-    if (up.inflight >= this.limit) {
-      throw new YggError('YGG_ERR_CAPACITY', `instance ${up.id} is at MAX_CONCURRENCY=${this.limit}`, {
-        retryAfterSeconds: 1,
-      });
-    }
-    up.inflight++;
-    return { up, moved: false };
   }
 
   /**
    * A slot for a request: on its session's instance when that instance lives (waiting in its queue
    * when full), else on the least loaded instance, else in the FIFO queue until one frees up.
    */
-  private async acquire(
-    res: EventEmitter,
-    sessionId: string | undefined,
-    exclude: Upstream | undefined,
-  ): Promise<Slot> {
+  private async place(gone: EventEmitter, sessionId: string | undefined, exclude: Upstream | undefined): Promise<Placement> {
     const now = this.now();
     let pinned: Upstream | undefined;
     let moved = exclude !== undefined;
@@ -357,80 +389,52 @@ export class Router {
       if (b) {
         known = true;
         const up = this.upstreams.get(b.instanceId);
-        if (
-          up &&
-          up !== exclude &&
-          up.incarnation === b.incarnation &&
-          !up.draining &&
-          up.breaker.available(now)
-        ) {
+        if (up && up !== exclude && up.incarnation === b.incarnation && !up.draining && up.stalledAt === undefined && up.breaker.available(now)) {
           pinned = up;
         } else moved = true;
       }
     }
     if (pinned) {
-      if (pinned.inflight < this.limit && this.enter(pinned, now)) {
-        pinned.inflight++;
+      const direct = this.slots.tryTake(pinned);
+      if (direct) {
         this.bindSession(sessionId, pinned, 'hit', stored !== undefined);
-        return { up: pinned, moved };
+        return { lease: direct, moved };
       }
-      const up = await this.room.wait(res, pinned.id);
-      this.bindSession(sessionId, up, up === pinned ? 'hit' : 'moved', stored !== undefined);
-      return { up, moved: up !== pinned };
+      const lease = await this.slots.wait(gone, pinned.id);
+      this.bindSession(sessionId, lease.up, lease.up === pinned ? 'hit' : 'moved', stored !== undefined);
+      return { lease, moved: lease.up !== pinned };
     }
-    const picked = this.pick(now, exclude);
+    const picked = this.slots.tryPick(exclude);
     if (picked) {
-      picked.inflight++;
-      this.bindSession(sessionId, picked, known ? 'moved' : 'new');
-      return { up: picked, moved: moved && known };
+      this.bindSession(sessionId, picked.up, known ? 'moved' : 'new');
+      return { lease: picked, moved: moved && known };
     }
-    const active = this.upstreams.active;
-    if (active.length > 0 && active.every((u) => !u.breaker.available(now))) {
-      throw new YggError(
-        'YGG_ERR_CIRCUIT_OPEN',
-        'every instance has its circuit breaker open after repeated failures',
-        {
-          retryAfterSeconds: Math.max(1, Math.ceil(this.nextBreakerRetry(now) / 1000)),
-        },
-      );
+    const ejectedForMs = this.slots.allEjected();
+    if (ejectedForMs !== undefined) {
+      throw new YggError('YGG_ERR_CIRCUIT_OPEN', 'every instance has its circuit breaker open after repeated failures', {
+        retryAfterSeconds: Math.max(1, Math.ceil(ejectedForMs / 1000)),
+      });
     }
-    const up = await this.room.wait(res, null);
-    this.bindSession(sessionId, up, known ? 'moved' : 'new');
-    return { up, moved: moved && known };
-  }
-
-  /** Asks the breaker to let one request in, reporting the open → half-open change it may make. */
-  private enter(up: Upstream, now: number): boolean {
-    const ok = up.breaker.canRequest(now);
-    const t = up.breaker.transition;
-    if (t) this.onBreakerTransition(up, t);
-    return ok;
-  }
-
-  /** Least in-flight by two choices among instances with room and a breaker that lets requests in. */
-  private pick(now: number, exclude: Upstream | undefined): Upstream | undefined {
-    const active = this.upstreams.active;
-    const load = (u: Upstream) =>
-      (u === exclude && active.length > 1) || !u.breaker.available(now) ? this.limit : u.inflight;
-    const up = pickTwoChoices(active, load, this.limit, this.random);
-    if (up && !this.enter(up, now)) return undefined;
-    return up;
+    const lease = await this.slots.wait(gone, null);
+    this.bindSession(sessionId, lease.up, known ? 'moved' : 'new');
+    return { lease, moved: moved && known };
   }
 
   /**
    * Records where a session went. A session already in the table is touched; one named only by the
-   * id the router issued it (its first return) or moved elsewhere is written to the table.
+   * id the router issued it (its first return) or moved elsewhere is written to the table. A remote
+   * store's failure is logged, never left as an unhandled rejection.
    */
-  private bindSession(
-    sessionId: string | undefined,
-    up: Upstream,
-    kind: 'hit' | 'new' | 'moved',
-    stored = false,
-  ): void {
+  private bindSession(sessionId: string | undefined, up: Upstream, kind: 'hit' | 'new' | 'moved', stored = false): void {
     if (sessionId === undefined) return;
     const now = this.now();
-    if (kind === 'hit' && stored) void this.sessions.touch(sessionId, now);
-    else void this.sessions.set(sessionId, { instanceId: up.id, incarnation: up.incarnation }, now);
+    const write =
+      kind === 'hit' && stored
+        ? this.sessions.touch(sessionId, now)
+        : this.sessions.set(sessionId, { instanceId: up.id, incarnation: up.incarnation }, now);
+    if (write instanceof Promise) {
+      write.catch((err: unknown) => this.opts.logger.warn({ err }, 'session store write failed'));
+    }
     this.metrics.affinity.inc({ result: kind });
   }
 
@@ -444,75 +448,37 @@ export class Router {
     return { instanceId: target.instanceId, incarnation: live ? up!.incarnation : target.incarnationPrefix };
   }
 
-  /** A session cookie for a request that had none, naming the instance that serves it. */
-  private issueCookie(up: Upstream): string {
+  /** A session id for a request that had none, naming the instance that serves it. */
+  private issueSession(up: Upstream): string {
     this.metrics.affinity.inc({ result: 'new' });
-    return sessionCookie(issueSessionId(up));
+    return issueSessionId(up);
   }
 
-  private nextBreakerRetry(now: number): number {
-    let min = Number.POSITIVE_INFINITY;
-    for (const u of this.upstreams.active) {
-      const s = u.breaker.snapshot(now);
-      if (s.openUntil !== undefined) min = Math.min(min, s.openUntil - now);
-    }
-    return Number.isFinite(min) ? min : 1000;
-  }
-
-  private release(slot: Slot, outcome: ForwardOutcome): void {
-    const { up } = slot;
-    up.inflight--;
-    const now = this.now();
-    let t: BreakerTransition | undefined;
-    if (outcome.kind === 'aborted') {
-      // A probe whose client went away decides nothing; let the next request probe instead.
-      if (up.breaker.state(now) === 'half-open') up.breaker.releaseProbe();
-    } else if (outcome.kind === 'response' && outcome.status < 500) {
-      t = up.breaker.onSuccess(now);
-    } else {
-      t = up.breaker.onFailure(now);
-    }
-    if (t) this.onBreakerTransition(up, t);
-    this.room.pump(up);
-  }
-
-  private onBreakerTransition(up: Upstream, t: BreakerTransition): void {
-    this.metrics.breakerTransitions.inc({ instance: up.id, to: t.to });
-    this.opts.logger.warn(
-      { instance: up.id, from: t.from, to: t.to, ejectionMs: t.ejectionMs },
-      'circuit breaker',
-    );
-    this.opts.onBreaker?.(up.id, t);
-    // Its sessions' waiters move on rather than wait out the ejection.
-    if (t.to === 'open') this.room.unpin(up.id);
-    if (t.to === 'closed') this.room.pump(up);
-  }
-
-  private onPoolChange(c: UpstreamChange): void {
-    for (const up of [...c.removed, ...c.draining]) this.room.unpin(up.id);
-    for (const up of c.removed) {
-      // Requests still counted on a removed incarnation finish on their own; nothing new goes there.
-      up.draining = true;
-    }
-    this.room.pumpAll();
-  }
-
-  private refuse(res: ServerResponse, err: YggError, started: number, instance = 'none'): void {
-    sendError(res, err, instance === 'none' ? {} : { [INSTANCE_HEADER]: instance });
+  private refuse(res: ServerResponse, err: YggError, started: number, instance = 'none', close = false): void {
+    const headers: Record<string, string> = instance === 'none' ? {} : { [INSTANCE_HEADER]: instance };
+    if (close) headers.connection = 'close';
+    sendError(res, err, headers);
+    this.recorder(instance, err.status).ttfb.observe((performance.now() - started) / 1000);
     this.record(instance, err.status, started);
   }
 
-  private record(instance: string, status: number, started: number): void {
-    // Labelled children are cached: prom-client hashes the label set on every unlabelled call.
+  /** Labelled children are cached: prom-client hashes the label set on every unlabelled call. */
+  private recorder(instance: string, status: number) {
     const key = `${instance} ${status}`;
     let r = this.recorders.get(key);
     if (!r) {
       r = {
         count: this.metrics.requests.labels({ instance, code: String(status) }),
         time: this.metrics.duration.labels({ instance }),
+        ttfb: this.metrics.ttfb.labels({ instance }),
       };
       this.recorders.set(key, r);
     }
+    return r;
+  }
+
+  private record(instance: string, status: number, started: number): void {
+    const r = this.recorder(instance, status);
     r.count.inc();
     r.time.observe((performance.now() - started) / 1000);
   }

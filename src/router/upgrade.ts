@@ -6,8 +6,7 @@ import { request } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { YggError } from '../core/errors.js';
 import { INSTANCE_HEADER } from './forward.js';
-import { upstreamHeaders } from './headers.js';
-import type { Upstream } from './upstreams.js';
+import type { Lease } from './slot-pool.js';
 
 export type UpgradeOutcome =
   | { kind: 'upgraded' }
@@ -36,23 +35,29 @@ function head(status: number, message: string, rawHeaders: string[], extra: Reco
   return `${text}\r\n`;
 }
 
-/** Resolves once the upgraded connection has closed (or the instance refused or failed). */
+/**
+ * Resolves once the upgraded connection has closed (or the instance refused or failed). `headers` are
+ * the upstream request headers (headers.ts); the Upgrade pair is added here.
+ */
 export function proxyUpgrade(
-  up: Upstream,
+  lease: Lease,
   req: IncomingMessage,
   socket: Duplex,
   clientHead: Buffer,
+  target: string,
+  upstreamHeaders: Record<string, string | string[]>,
   responseHeaders: Record<string, string>,
 ): Promise<UpgradeOutcome> {
   return new Promise((resolve) => {
+    const up = lease.up;
     const url = new URL(up.origin);
     const headers = {
-      ...upstreamHeaders(req),
+      ...upstreamHeaders,
       connection: 'Upgrade',
       upgrade: String(req.headers.upgrade ?? ''),
     };
     const extra = { [INSTANCE_HEADER]: up.id, ...responseHeaders };
-    const out = request({ host: url.hostname, port: url.port, path: req.url, method: req.method, headers });
+    const out = request({ host: url.hostname, port: url.port, path: target, method: req.method, headers });
     let settled = false;
     const done = (o: UpgradeOutcome) => {
       if (!settled) {
@@ -62,6 +67,7 @@ export function proxyUpgrade(
     };
     socket.once('close', () => out.destroy());
     out.on('upgrade', (res, upstream, upstreamHead) => {
+      lease.responded();
       socket.write(head(101, res.statusMessage ?? 'Switching Protocols', res.rawHeaders, extra));
       if (upstreamHead.length > 0) socket.write(upstreamHead);
       if (clientHead.length > 0) upstream.write(clientHead);
@@ -81,10 +87,11 @@ export function proxyUpgrade(
       socket.on('error', close);
     });
     out.on('response', (res) => {
+      lease.responded();
       // The instance declined the upgrade: pass its answer on as is.
       socket.write(head(res.statusCode ?? 502, res.statusMessage ?? '', res.rawHeaders, extra));
       res.pipe(socket);
-      res.once('end', () => done({ kind: 'response', status: res.statusCode ?? 502 }));
+      res.once('close', () => done({ kind: 'response', status: res.statusCode ?? 502 }));
     });
     out.on('error', (error) => done({ kind: 'failed', error }));
     out.end();

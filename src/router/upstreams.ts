@@ -1,14 +1,24 @@
 // The router's view of the pool: one undici connection pool per instance incarnation, with its in-flight
-// count and circuit breaker. Kept in sync with the controller's pool members; a draining instance takes
-// no new requests.
+// count, circuit breaker and what the stall detector needs. Kept in sync with the controller's pool
+// members; a draining instance takes no new requests. Only the SlotPool changes `inflight` and `awaiting`.
 import { Pool } from 'undici';
 import type { PoolMember } from '../controller/controller.js';
 import { urlOf } from '../runtime/driver.js';
 import { type BreakerOptions, CircuitBreaker } from './breaker.js';
+import type { Lease } from './slot-pool.js';
 
 export class Upstream {
+  /** Slots held (leases granted and not yet released). */
   inflight = 0;
   draining = false;
+  /** Leases still waiting for this instance's response headers. */
+  readonly awaiting = new Set<Lease>();
+  /** When the instance last started an answer (ms, the router's clock). */
+  lastResponseAt: number | undefined;
+  /** Set (to when it was seen) while the stall detector holds the instance ejected. */
+  stalledAt: number | undefined;
+  /** The controller was asked to replace this incarnation. */
+  replaceRequested = false;
   readonly pool: Pool;
   readonly origin: string;
   readonly breaker: CircuitBreaker;

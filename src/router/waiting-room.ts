@@ -1,18 +1,23 @@
 // The requests waiting for a slot when every instance is at MAX_CONCURRENCY: the promises, timers and
 // hand-overs around the pure AdmissionQueue (FIFO order and bounds). A freed slot goes to the oldest
-// waiter its instance can serve; waiters past QUEUE_TIMEOUT_MS get 503; a wait with no instance at all
-// wakes the autoscaler (the activator).
+// waiter its instance can serve, as a Lease granted by the SlotPool; waiters past QUEUE_TIMEOUT_MS get
+// 503; a wait with no instance at all wakes the autoscaler (the activator), and when nothing is ready
+// or starting either, waiters are told so at once (YGG_ERR_NO_INSTANCES) instead of waiting it out.
 import type { EventEmitter } from 'node:events';
 import { YggError } from '../core/errors.js';
 import { AdmissionQueue, type Waiter } from './admission-queue.js';
 import type { RouterMetrics } from './metrics.js';
+import type { Lease } from './slot-pool.js';
 import type { Upstream, UpstreamSet } from './upstreams.js';
 
 /** Rejection reason of a waiter whose client went away (nothing to answer). */
 export const CLIENT_GONE = null;
 
+/** Whether capacity may come: an instance is ready, one is starting (or about to), or none will. */
+export type PoolOutlook = 'ready' | 'starting' | 'none';
+
 interface Pending {
-  resolve: (up: Upstream) => void;
+  resolve: (lease: Lease) => void;
   reject: (err: YggError | null) => void;
 }
 
@@ -24,13 +29,26 @@ export interface WaitingRoomOptions {
   upstreams: UpstreamSet;
   metrics: Pick<RouterMetrics, 'queueRejections' | 'queueWait'>;
   now: () => number;
+  /** Whether `up` may get requests now (breaker available, not stalled). */
+  usable: (up: Upstream, now: number) => boolean;
   /** Lets one request into `up` if its breaker allows (and reports the breaker's transitions). */
   enter: (up: Upstream, now: number) => boolean;
-  /** The least loaded instance with room and a willing breaker, already entered, or undefined. */
+  /** Takes a slot of `up` (the only way in-flight counts go up). */
+  grant: (up: Upstream, now: number) => Lease;
+  /** The least loaded usable instance with room, already entered, or undefined. */
   pick: (now: number) => Upstream | undefined;
   /** A request waits and no instance is ready: start one now. */
   onDemand?: (() => void) | undefined;
+  /** Whether any capacity can come (see PoolOutlook); without it, waiters always wait. */
+  outlook?: (() => PoolOutlook) | undefined;
 }
+
+const noInstances = () =>
+  new YggError(
+    'YGG_ERR_NO_INSTANCES',
+    'no instance is ready or starting: every instance failed and waits to restart (the controller status says why)',
+    { retryAfterSeconds: 1 },
+  );
 
 export class WaitingRoom {
   private readonly queue: AdmissionQueue<Pending>;
@@ -45,12 +63,19 @@ export class WaitingRoom {
   }
 
   /**
-   * Waits (pinned to an instance, or for any) until a slot is handed over; the slot's in-flight count
-   * is already taken. Rejects with YGG_ERR_CAPACITY when full or too late, CLIENT_GONE when `gone`
-   * closes first.
+   * Waits (pinned to an instance, or for any) until a slot is handed over as a Lease. Rejects with
+   * YGG_ERR_CAPACITY when full or too late, YGG_ERR_NO_INSTANCES when no capacity can come, and
+   * CLIENT_GONE when `gone` closes first.
    */
-  wait(gone: EventEmitter, pinned: string | null): Promise<Upstream> {
-    return new Promise<Upstream>((resolve, reject) => {
+  wait(gone: EventEmitter, pinned: string | null): Promise<Lease> {
+    return new Promise<Lease>((resolve, reject) => {
+      if (this.opts.upstreams.active.length === 0) {
+        this.opts.onDemand?.();
+        if (this.nothingComing()) {
+          reject(noInstances());
+          return;
+        }
+      }
       const enqueuedAt = this.opts.now();
       const pending: Pending = { resolve, reject };
       const waiter = this.queue.enqueue(pending, pinned, enqueuedAt);
@@ -69,17 +94,16 @@ export class WaitingRoom {
         if (this.queue.cancel(waiter)) reject(CLIENT_GONE);
       };
       gone.once('close', onGone);
-      pending.resolve = (up) => {
+      pending.resolve = (lease) => {
         gone.off('close', onGone);
         this.opts.metrics.queueWait.observe((this.opts.now() - enqueuedAt) / 1000);
-        resolve(up);
+        resolve(lease);
       };
       pending.reject = (err) => {
         gone.off('close', onGone);
         reject(err);
       };
       this.ensureSweep();
-      if (this.opts.upstreams.active.length === 0) this.opts.onDemand?.();
     });
   }
 
@@ -88,7 +112,7 @@ export class WaitingRoom {
     const { upstreams, limit } = this.opts;
     if (this.queue.length === 0 || up.draining || upstreams.get(up.id) !== up) return;
     const now = this.opts.now();
-    while (up.inflight < limit && this.queue.length > 0 && up.breaker.available(now)) {
+    while (up.inflight < limit && this.queue.length > 0 && this.opts.usable(up, now)) {
       const w = this.queue.takeFor(up.id);
       if (!w) return;
       if (!this.opts.enter(up, now)) {
@@ -96,8 +120,7 @@ export class WaitingRoom {
         this.dispatchElsewhere(w);
         return;
       }
-      up.inflight++;
-      w.value.resolve(up);
+      w.value.resolve(this.opts.grant(up, now));
     }
   }
 
@@ -114,15 +137,23 @@ export class WaitingRoom {
   close(err: YggError): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
+    this.rejectAll(err);
+  }
+
+  private rejectAll(err: YggError): void {
     for (const w of this.queue.expire(Number.POSITIVE_INFINITY)) w.value.reject(err);
+  }
+
+  private nothingComing(): boolean {
+    return this.opts.upstreams.active.length === 0 && this.opts.outlook?.() === 'none';
   }
 
   /** A waiter whose instance is gone or unusable: give it to any instance, or back to the free queue. */
   private dispatchElsewhere(w: Waiter<Pending>): void {
-    const up = this.opts.pick(this.opts.now());
+    const now = this.opts.now();
+    const up = this.opts.pick(now);
     if (up) {
-      up.inflight++;
-      w.value.resolve(up);
+      w.value.resolve(this.opts.grant(up, now));
       return;
     }
     if (!this.queue.enqueue(w.value, null, w.enqueuedAt)) {
@@ -130,7 +161,10 @@ export class WaitingRoom {
     }
   }
 
-  /** While anyone waits: expire old waiters (503) and hand slots to breakers that reopened. */
+  /**
+   * While anyone waits: expire old waiters (503), answer them all when no capacity can come, and hand
+   * slots to breakers that reopened.
+   */
   private ensureSweep(): void {
     if (this.sweepTimer) return;
     const timeout = this.opts.queueTimeoutMs;
@@ -143,6 +177,10 @@ export class WaitingRoom {
             retryAfterSeconds: Math.max(1, Math.ceil(timeout / 10_000)),
           }),
         );
+      }
+      if (this.queue.length > 0 && this.nothingComing()) {
+        this.opts.metrics.queueRejections.inc({ reason: 'no_instances' }, this.queue.length);
+        this.rejectAll(noInstances());
       }
       this.pumpAll();
       if (this.queue.length === 0 && this.sweepTimer) {

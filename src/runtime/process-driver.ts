@@ -1,6 +1,7 @@
 // The embedded default runtime: each instance is a local child process (the reference agent, or
-// AGENT_COMMAND run by /bin/sh). Each child gets its own process group so a stop reaches everything
-// it spawned, and the reference agent gets an IPC channel so it exits if the controller dies.
+// AGENT_COMMAND run by /bin/sh). Each child gets its own process group so a stop reaches everything it
+// spawned, and a watchdog holding a liveness pipe (watchdog.ts) so the group dies with the platform,
+// SIGKILL included. A platform that starts reaps the groups a dead one left behind (orphans.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -11,7 +12,9 @@ import { YggError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { ExitInfo, InstanceDriver, InstanceHandle, InstanceSpec, ResourceUsage } from './driver.js';
 import { freePort } from './free-port.js';
+import { reapOrphans, SUPERVISOR_ENV, supervisorMark } from './orphans.js';
 import { processUsage } from './proc-usage.js';
+import { startWatchdog, stopWatchdog } from './watchdog.js';
 
 export interface ProcessDriverOptions {
   /** Shell command of the user's agent; empty runs the reference agent. */
@@ -20,6 +23,10 @@ export interface ProcessDriverOptions {
   host?: string;
   /** Environment every instance inherits (defaults to this process's). */
   env?: NodeJS.ProcessEnv;
+  /** Working directory of AGENT_COMMAND (defaults to this process's). */
+  cwd?: string;
+  /** Time the watchdog gives an orphaned agent between SIGTERM and SIGKILL. @default 2000 */
+  orphanGraceMs?: number;
   /** Forward the instances' stdout/stderr to this process's (npm start); tests turn it off. */
   forwardOutput?: boolean;
   logger: Logger;
@@ -28,6 +35,9 @@ export interface ProcessDriverOptions {
 interface Running {
   handle: InstanceHandle;
   child: ChildProcess;
+  watchdog: ChildProcess;
+  /** stop() is ending it: the group is stop()'s to end, not the watchdog's. */
+  stopping: boolean;
   exited: Promise<void>;
   lastOutput: string[];
 }
@@ -77,8 +87,12 @@ export class ProcessDriver implements InstanceDriver {
   private readonly exitListeners: Array<(exit: ExitInfo) => void> = [];
   private readonly host: string;
   private readonly killAllOnExit = () => {
-    for (const r of this.running.values()) killGroup(r.child, 'SIGKILL');
+    for (const r of this.running.values()) {
+      killGroup(r.child, 'SIGKILL');
+      stopWatchdog(r.watchdog);
+    }
   };
+  private mark: Promise<string> | undefined;
 
   constructor(private readonly opts: ProcessDriverOptions) {
     this.host = opts.host ?? '127.0.0.1';
@@ -91,6 +105,7 @@ export class ProcessDriver implements InstanceDriver {
     }
     const port = await freePort(this.host);
     const incarnation = randomUUID();
+    this.mark ??= supervisorMark();
     const env = {
       ...(this.opts.env ?? process.env),
       ...spec.env,
@@ -98,23 +113,27 @@ export class ProcessDriver implements InstanceDriver {
       AGENT_ID: spec.id,
       INSTANCE_ID: `${spec.id}-${incarnation.slice(0, 8)}`,
       AGENT_HOST: this.host,
+      [SUPERVISOR_ENV]: await this.mark,
     };
     const forward = this.opts.forwardOutput ?? false;
+    const stdio: ['ignore', 'pipe' | 'ignore', 'pipe'] = ['ignore', forward ? 'pipe' : 'ignore', 'pipe'];
     let child: ChildProcess;
     if (this.opts.command) {
       child = spawn('/bin/sh', ['-c', shellScript(this.opts.command)], {
         env,
         detached: true,
-        stdio: ['ignore', forward ? 'pipe' : 'ignore', 'pipe'],
+        stdio,
+        ...(this.opts.cwd ? { cwd: this.opts.cwd } : {}),
       });
     } else {
       const agent = referenceAgentCommand();
-      child = spawn(agent.file, agent.args, {
-        env,
-        detached: true,
-        stdio: ['ignore', forward ? 'pipe' : 'ignore', 'pipe', 'ipc'],
-      });
+      child = spawn(agent.file, agent.args, { env, detached: true, stdio });
     }
+    // Spawned at once after the agent, before any await: the group is never without its watchdog.
+    const watchdog =
+      child.pid === undefined
+        ? undefined
+        : startWatchdog(child.pid, this.opts.orphanGraceMs ?? 2000, this.opts.env ?? process.env);
     const handle: InstanceHandle = {
       id: spec.id,
       incarnation,
@@ -127,7 +146,7 @@ export class ProcessDriver implements InstanceDriver {
     const exited = new Promise<void>((r) => {
       exitResolve = r;
     });
-    const running: Running = { handle, child, exited, lastOutput };
+    const running: Running = { handle, child, watchdog: watchdog!, stopping: false, exited, lastOutput };
     this.running.set(spec.id, running);
 
     if (forward) child.stdout?.pipe(process.stdout, { end: false });
@@ -140,15 +159,16 @@ export class ProcessDriver implements InstanceDriver {
         if (lastOutput.length > KEEP_LINES) lastOutput.shift();
       }
     });
-    // The IPC channel is only a liveness link; never let it keep this process alive.
     child.unref();
-    (child.channel as { unref?: () => void } | undefined)?.unref?.();
 
     let reported = false;
     const report = (code: number | null, signal: string | null) => {
       if (reported) return;
       reported = true;
       if (this.running.get(spec.id) === running) this.running.delete(spec.id);
+      // An agent that died by itself (or was killed) may leave children in its group (a shell
+      // wrapper's agent, still serving on the old port): its watchdog ends them, with grace.
+      if (!running.stopping) watchdog?.stdin?.end();
       exitResolve();
       const exit: ExitInfo = { id: spec.id, incarnation, code, signal, lastOutput: [...lastOutput] };
       for (const l of this.exitListeners) l(exit);
@@ -173,6 +193,7 @@ export class ProcessDriver implements InstanceDriver {
   async stop(id: string, graceMs: number): Promise<void> {
     const r = this.running.get(id);
     if (!r) return;
+    r.stopping = true;
     const deadline = Date.now() + graceMs;
     killGroup(r.child, 'SIGTERM');
     const timer = setTimeout(() => killGroup(r.child, 'SIGKILL'), graceMs);
@@ -185,6 +206,7 @@ export class ProcessDriver implements InstanceDriver {
       clearTimeout(timer);
     }
     killGroup(r.child, 'SIGKILL');
+    stopWatchdog(r.watchdog);
   }
 
   async usage(id: string): Promise<ResourceUsage | undefined> {
@@ -192,8 +214,18 @@ export class ProcessDriver implements InstanceDriver {
     return pid === undefined ? undefined : processUsage(pid);
   }
 
+  /**
+   * Nothing to adopt (agents do not outlive their platform); instead, end what a platform that died
+   * with its watchdogs left behind.
+   */
   async adopt(): Promise<InstanceHandle[]> {
-    // Child processes do not outlive their controller (IPC link, exit hook): nothing to adopt.
+    const reaped = await reapOrphans(this.opts.orphanGraceMs ?? 2000);
+    if (reaped.length > 0) {
+      this.opts.logger.warn(
+        { pids: reaped.map((o) => o.pid), supervisors: [...new Set(reaped.map((o) => o.supervisor))] },
+        `ended ${reaped.length} agent process(es) left by a platform that died`,
+      );
+    }
     return [];
   }
 

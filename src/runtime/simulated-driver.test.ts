@@ -34,7 +34,7 @@ describe('SimulatedDriver: the shared health server', () => {
     assert.deepEqual(a.endpoint, b.endpoint);
     assert.equal(a.endpoint.host, '127.0.0.1');
     assert.notEqual(a.incarnation, b.incarnation);
-    assert.deepEqual(await probeHealth(a.endpoint, 1000), { ok: true });
+    assert.deepEqual(await probeHealth(a.endpoint, '/health', 1000), { ok: true });
     await driver.stop('agent-a', 0);
     await driver.stop('agent-b', 0);
   });
@@ -143,7 +143,7 @@ describe('SimulatedDriver: lifecycle', () => {
     await driver.start({ id: 'agent-2' });
     await driver.close();
     assert.deepEqual(exits.sort(), ['agent-1', 'agent-2']);
-    assert.equal((await probeHealth(h.endpoint, 500)).ok, false);
+    assert.equal((await probeHealth(h.endpoint, '/health', 500)).ok, false);
     assert.deepEqual(await driver.adopt(), []);
   });
 });
