@@ -150,14 +150,14 @@ describe('health checks and crash loops', () => {
     });
     try {
       const failures = () => p.controller.status().events.filter((e) => e.type === 'instance_failed');
-      await waitFor('five crashes', () => failures().length >= 5, 10_000);
+      await waitFor('six crashes', () => failures().length >= 6, 10_000);
       const agent = p.controller.status().instances[0]!;
       assert.equal(agent.crashLoop, true);
       assert.equal(agent.lastFailure?.exitCode, 3);
       assert.deepEqual(agent.lastFailure?.output, ['boom: no model configured']);
       const delays = failures().map((e) => e.data?.restartInMs as number);
-      // First crash replaced at once, then 100, 200, 400 (capped): not spun hot.
-      assert.deepEqual(delays.slice(0, 5), [0, 100, 200, 400, 400]);
+      // First crash replaced at once, then RESTART_BACKOFF_MS (50), 100, 200, 400 (capped): not spun hot.
+      assert.deepEqual(delays.slice(0, 6), [0, 50, 100, 200, 400, 400]);
     } finally {
       await p.stop();
     }

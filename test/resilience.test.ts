@@ -252,7 +252,7 @@ describe('resilience', () => {
     );
   });
 
-  it('an agent answering 500s gets its breaker opened, traffic moves away, and it comes back after it recovers', async () => {
+  it('an agent answering 500s (BREAKER_COUNT_5XX=true) gets its breaker opened, traffic moves away, and it comes back after it recovers', async () => {
     const BREAKER_FAILURES = 3;
     // Long enough that the 20 requests of the open phase fit in the ejection on a loaded machine.
     const BREAKER_RESET_MS = 2000;
@@ -263,6 +263,7 @@ describe('resilience', () => {
         SESSION_AFFINITY: 'false',
         BREAKER_FAILURES: String(BREAKER_FAILURES),
         BREAKER_RESET_MS: String(BREAKER_RESET_MS),
+        BREAKER_COUNT_5XX: 'true',
       },
       (dir) => ({ FAIL_FILE: join(dir, 'fail') }),
       async (p, dir) => {
@@ -357,7 +358,13 @@ describe('resilience', () => {
 
   it('the open → half-open change of a breaker is reported like the others (event and metric)', async () => {
     await withPlatform(
-      { MIN_INSTANCES: '1', MAX_INSTANCES: '1', BREAKER_FAILURES: '1', BREAKER_RESET_MS: '300' },
+      {
+        MIN_INSTANCES: '1',
+        MAX_INSTANCES: '1',
+        BREAKER_FAILURES: '1',
+        BREAKER_RESET_MS: '300',
+        BREAKER_COUNT_5XX: 'true',
+      },
       (dir) => ({ FAIL_FILE: join(dir, 'fail') }),
       async (p, dir) => {
         writeFileSync(join(dir, 'fail'), 'agent-1\n');
@@ -392,6 +399,7 @@ describe('resilience', () => {
         MAX_INSTANCES: '1',
         BREAKER_FAILURES: '2',
         BREAKER_RESET_MS: '5000',
+        BREAKER_COUNT_5XX: 'true',
         QUEUE_TIMEOUT_MS: '5000',
       },
       (dir) => ({ FAIL_FILE: join(dir, 'fail') }),

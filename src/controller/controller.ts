@@ -281,7 +281,7 @@ export class Controller {
    */
   replace(id: string, reason: string): void {
     const slot = this.slots.get(id);
-    if (!slot || slot.state !== 'ready') return;
+    if (slot?.state !== 'ready') return;
     this.fail(slot, 'outlier', `replaced: ${reason}`);
   }
 
@@ -342,7 +342,12 @@ export class Controller {
     const now = Date.now();
     // A slot that has stayed ready a while has proved its start good: its crash count starts over.
     for (const s of this.slots.values()) {
-      if (s.state === 'ready' && s.crashes > 0 && s.readyAt !== undefined && now - s.readyAt >= STABLE_AFTER_MS) {
+      if (
+        s.state === 'ready' &&
+        s.crashes > 0 &&
+        s.readyAt !== undefined &&
+        now - s.readyAt >= STABLE_AFTER_MS
+      ) {
         s.crashes = 0;
       }
     }
@@ -470,7 +475,9 @@ export class Controller {
       if (s.state === 'ready' && s.handle && (s.nextCheckAt ?? 0) <= now) due.push([s, s.handle]);
     }
     for (let i = 0; i < due.length; i += HEALTH_PROBE_BATCH) {
-      await Promise.all(due.slice(i, i + HEALTH_PROBE_BATCH).map(([slot, handle]) => this.checkOne(slot, handle)));
+      await Promise.all(
+        due.slice(i, i + HEALTH_PROBE_BATCH).map(([slot, handle]) => this.checkOne(slot, handle)),
+      );
     }
   }
 
@@ -492,10 +499,17 @@ export class Controller {
     slot.nextCheckAt = now + Math.min(RECHECK_MS, this.opts.healthCheckIntervalMs);
     // Logged once per run of failures; the failure that replaces the instance sums them up.
     if (slot.healthFailures === 1) {
-      this.log.warn({ instance: slot.id, reason: result.reason }, `health check of ${slot.id} failed: ${result.reason}`);
+      this.log.warn(
+        { instance: slot.id, reason: result.reason },
+        `health check of ${slot.id} failed: ${result.reason}`,
+      );
     }
     if (slot.healthFailures >= this.opts.healthFailureThreshold) {
-      this.fail(slot, 'health', `${slot.healthFailures} consecutive failed health checks (last: ${result.reason})`);
+      this.fail(
+        slot,
+        'health',
+        `${slot.healthFailures} consecutive failed health checks (last: ${result.reason})`,
+      );
     }
   }
 

@@ -17,7 +17,10 @@ const KILL_CODES = new Set([137, 143, 130, 129]);
 
 /** Whether an exit was a signal from outside rather than the instance failing by itself. */
 export function wasKilled(exit: { code: number | null; signal: string | null }): boolean {
-  return (exit.signal !== null && KILL_SIGNALS.has(exit.signal)) || (exit.code !== null && KILL_CODES.has(exit.code));
+  return (
+    (exit.signal !== null && KILL_SIGNALS.has(exit.signal)) ||
+    (exit.code !== null && KILL_CODES.has(exit.code))
+  );
 }
 
 export interface Death {

@@ -9,10 +9,20 @@ describe('parseAddressList', () => {
     { name: 'single address, other', list: '127.0.0.1', address: '127.0.0.2', want: false },
     { name: 'IPv4 range', list: '10.0.0.0/8', address: '10.20.30.40', want: true },
     { name: 'IPv4 range, outside', list: '10.0.0.0/8', address: '11.0.0.1', want: false },
-    { name: 'IPv4-mapped peer matches its IPv4', list: '127.0.0.0/8', address: '::ffff:127.0.0.9', want: true },
+    {
+      name: 'IPv4-mapped peer matches its IPv4',
+      list: '127.0.0.0/8',
+      address: '::ffff:127.0.0.9',
+      want: true,
+    },
     { name: 'IPv6 address', list: '::1', address: '::1', want: true },
     { name: 'IPv6 range', list: 'fd00::/8', address: 'fd12::1', want: true },
-    { name: 'spaces and several entries', list: ' 192.168.0.0/16 , ::1 ', address: '192.168.3.4', want: true },
+    {
+      name: 'spaces and several entries',
+      list: ' 192.168.0.0/16 , ::1 ',
+      address: '192.168.3.4',
+      want: true,
+    },
     { name: 'unknown peer', list: '127.0.0.1', address: '', want: false },
   ];
   for (const c of cases) {
@@ -21,7 +31,10 @@ describe('parseAddressList', () => {
 
   for (const bad of ['localhost', '10.0.0.0/33', '::1/129', '1.2.3.4/8/9', '1.2.3', '10.0.0.0/x']) {
     it(`refuses ${JSON.stringify(bad)} naming it`, () => {
-      assert.throws(() => parseAddressList(bad), (err: Error) => err.message.includes(`"${bad}"`));
+      assert.throws(
+        () => parseAddressList(bad),
+        (err: Error) => err.message.includes(`"${bad}"`),
+      );
     });
   }
 

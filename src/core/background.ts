@@ -15,7 +15,12 @@ export function runGuarded(loop: string, fn: () => unknown, onError: BackgroundE
 }
 
 /** Runs `fn` every `ms` (guarded, see runGuarded); the timer never keeps the process alive. */
-export function every(ms: number, loop: string, fn: () => unknown, onError: BackgroundErrorHandler): NodeJS.Timeout {
+export function every(
+  ms: number,
+  loop: string,
+  fn: () => unknown,
+  onError: BackgroundErrorHandler,
+): NodeJS.Timeout {
   const t = setInterval(() => runGuarded(loop, fn, onError), ms);
   t.unref();
   return t;

@@ -35,7 +35,8 @@ describe('fullJitter', () => {
   ];
   for (const r of table) it(r.name, () => assert.equal(fullJitter(r.n, r.random, 25, 250), r.want));
 
-  it('stays below the cap for random just under 1', () => assert.ok(fullJitter(20, 0.999_999, 25, 250) < 250));
+  it('stays below the cap for random just under 1', () =>
+    assert.ok(fullJitter(20, 0.999_999, 25, 250) < 250));
 
   for (const random of [1, -0.1, Number.NaN]) {
     it(`refuses random=${random}`, () =>

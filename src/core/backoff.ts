@@ -10,7 +10,9 @@ export function exponentialDelay(n: number, baseMs: number, capMs: number): numb
     throw new TypeError(`exponentialDelay: attempt=${n} is invalid: must be an integer >= 1`);
   }
   if (!(Number.isFinite(baseMs) && baseMs >= 0 && Number.isFinite(capMs) && capMs >= 0)) {
-    throw new TypeError(`exponentialDelay: baseMs=${baseMs}, capMs=${capMs} are invalid: must be numbers >= 0`);
+    throw new TypeError(
+      `exponentialDelay: baseMs=${baseMs}, capMs=${capMs} are invalid: must be numbers >= 0`,
+    );
   }
   return Math.min(capMs, baseMs * 2 ** Math.min(n - 1, MAX_EXPONENT));
 }

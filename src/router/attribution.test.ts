@@ -62,7 +62,12 @@ describe('verdictOf', () => {
     { name: '200 succeeds', o: { kind: 'response', status: 200 }, want: 'success' },
     { name: '404 succeeds (the instance works)', o: { kind: 'response', status: 404 }, want: 'success' },
     { name: '500 is not a gateway failure', o: { kind: 'response', status: 500 }, want: 'success' },
-    { name: '500 with BREAKER_COUNT_5XX', o: { kind: 'response', status: 500 }, count5xx: true, want: 'failure' },
+    {
+      name: '500 with BREAKER_COUNT_5XX',
+      o: { kind: 'response', status: 500 },
+      count5xx: true,
+      want: 'failure',
+    },
     { name: '502 fails', o: { kind: 'response', status: 502 }, want: 'failure' },
     { name: '503 fails', o: { kind: 'response', status: 503 }, want: 'failure' },
     { name: '504 fails', o: { kind: 'response', status: 504 }, want: 'failure' },
@@ -72,7 +77,8 @@ describe('verdictOf', () => {
     { name: 'broken by the router is neutral', o: failed('router'), want: 'neutral' },
     { name: 'client gone is neutral', o: { kind: 'aborted' }, want: 'neutral' },
   ];
-  for (const row of table) it(row.name, () => assert.equal(verdictOf(row.o, row.count5xx ?? false), row.want));
+  for (const row of table)
+    it(row.name, () => assert.equal(verdictOf(row.o, row.count5xx ?? false), row.want));
 });
 
 describe('mayRetry', () => {
@@ -100,12 +106,24 @@ describe('mayRetry', () => {
 
 describe('errorFor', () => {
   const f = (over: Partial<Extract<ForwardOutcome, { kind: 'failed' }>>) =>
-    ({ kind: 'failed', error: new Error('boom'), by: 'instance', timeout: false, headersSent: false, ...over }) as Extract<
-      ForwardOutcome,
-      { kind: 'failed' }
-    >;
-  const table: Array<{ name: string; o: Extract<ForwardOutcome, { kind: 'unreached' | 'failed' }>; want: string }> = [
-    { name: 'unreached → 502', o: { kind: 'unreached', error: new Error('refused') }, want: 'YGG_ERR_UPSTREAM 502' },
+    ({
+      kind: 'failed',
+      error: new Error('boom'),
+      by: 'instance',
+      timeout: false,
+      headersSent: false,
+      ...over,
+    }) as Extract<ForwardOutcome, { kind: 'failed' }>;
+  const table: Array<{
+    name: string;
+    o: Extract<ForwardOutcome, { kind: 'unreached' | 'failed' }>;
+    want: string;
+  }> = [
+    {
+      name: 'unreached → 502',
+      o: { kind: 'unreached', error: new Error('refused') },
+      want: 'YGG_ERR_UPSTREAM 502',
+    },
     { name: 'timeout → 504', o: f({ timeout: true }), want: 'YGG_ERR_TIMEOUT 504' },
     { name: 'reset → 502', o: f({}), want: 'YGG_ERR_UPSTREAM 502' },
     { name: 'router → 400', o: f({ by: 'router' }), want: 'YGG_ERR_BAD_REQUEST 400' },

@@ -104,10 +104,14 @@ export function errorFor(
   requestTimeoutMs: number,
 ): YggError {
   if (o.kind === 'unreached') {
-    return new YggError('YGG_ERR_UPSTREAM', `instance ${instanceId} could not be reached: ${o.error.message}`);
+    return new YggError(
+      'YGG_ERR_UPSTREAM',
+      `instance ${instanceId} could not be reached: ${o.error.message}`,
+    );
   }
   if (o.error instanceof YggError) return o.error;
-  if (o.by === 'client') return new YggError('YGG_ERR_BAD_REQUEST', `the request body ended early: ${o.error.message}`);
+  if (o.by === 'client')
+    return new YggError('YGG_ERR_BAD_REQUEST', `the request body ended early: ${o.error.message}`);
   if (o.by === 'router') {
     return new YggError('YGG_ERR_BAD_REQUEST', `the router cannot forward this request: ${o.error.message}`);
   }
@@ -117,5 +121,8 @@ export function errorFor(
       `instance ${instanceId} did not answer within REQUEST_TIMEOUT_MS=${requestTimeoutMs}`,
     );
   }
-  return new YggError('YGG_ERR_UPSTREAM', `instance ${instanceId} failed before answering: ${o.error.message}`);
+  return new YggError(
+    'YGG_ERR_UPSTREAM',
+    `instance ${instanceId} failed before answering: ${o.error.message}`,
+  );
 }

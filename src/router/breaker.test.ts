@@ -237,7 +237,12 @@ describe('CircuitBreaker.trip', () => {
   const table: Array<{ name: string; ops: Op[]; want: string[]; allowed?: boolean[] }> = [
     {
       name: 'a closed breaker ejects at once, whatever the count',
-      ops: [['fail', 0], ['trip', 5], ['can', 6], ['can', 1005]],
+      ops: [
+        ['fail', 0],
+        ['trip', 5],
+        ['can', 6],
+        ['can', 1005],
+      ],
       want: ['closed→open@5+1000', 'open→half-open@1005'],
       allowed: [false, true],
     },

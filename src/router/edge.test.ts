@@ -13,7 +13,11 @@ const head = (over: Partial<RequestHead>): RequestHead => ({
 describe('checkRequest', () => {
   const cases: Array<{ name: string; head: RequestHead; want: string }> = [
     { name: 'origin form passes', head: head({ url: '/a?b=1' }), want: 'pass /a?b=1' },
-    { name: 'OPTIONS * is for the server', head: head({ method: 'OPTIONS', url: '*' }), want: 'server-options' },
+    {
+      name: 'OPTIONS * is for the server',
+      head: head({ method: 'OPTIONS', url: '*' }),
+      want: 'server-options',
+    },
     { name: 'GET * is refused', head: head({ url: '*' }), want: 'refuse asterisk' },
     {
       name: 'absolute form naming the Host becomes origin form',
@@ -38,7 +42,11 @@ describe('checkRequest', () => {
       want: 'refuse more than one Host',
     },
     { name: 'HTTP/1.1 without Host', head: head({ rawHeaders: [] }), want: 'refuse needs a Host' },
-    { name: 'HTTP/1.0 without Host passes', head: head({ httpVersion: '1.0', rawHeaders: [] }), want: 'pass /' },
+    {
+      name: 'HTTP/1.0 without Host passes',
+      head: head({ httpVersion: '1.0', rawHeaders: [] }),
+      want: 'pass /',
+    },
     {
       name: 'HTTP/1.0 with chunked',
       head: head({ httpVersion: '1.0', rawHeaders: ['Host', 'x', 'Transfer-Encoding', 'chunked'] }),

@@ -20,7 +20,13 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Request headers the router answers or rewrites itself. */
-const OWN_REQUEST = new Set(['expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+const OWN_REQUEST = new Set([
+  'expect',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+]);
 
 function connectionTokens(value: string | string[] | undefined): string[] {
   if (!value) return [];

@@ -57,7 +57,10 @@ export function createLbServer(opts: LbServerOptions): Server {
       httpVersion: req.httpVersion,
       rawHeaders: req.rawHeaders,
     });
-    if (edge.kind === 'refuse') return sendError(res, edge.error, { connection: 'close' });
+    if (edge.kind === 'refuse') {
+      sendError(res, edge.error, { connection: 'close' });
+      return;
+    }
     if (edge.kind === 'server-options') {
       res.writeHead(200, { allow: ALLOW, 'content-length': 0 });
       res.end();
@@ -68,7 +71,9 @@ export function createLbServer(opts: LbServerOptions): Server {
     const path = q === -1 ? url : url.slice(0, q);
     const handled = path.startsWith(AGENT_PREFIX)
       ? proxyToInstance(req, res, url, expectsContinue)
-      : local(req, res, path).then((done) => (done ? undefined : router.proxy(req, res, url, expectsContinue)));
+      : local(req, res, path).then((done) =>
+          done ? undefined : router.proxy(req, res, url, expectsContinue),
+        );
     Promise.resolve(handled).catch((err: unknown) => {
       opts.logger.error({ err }, 'load balancer request failed');
       sendError(res, new YggError('YGG_ERR_INTERNAL', 'unexpected error in the router'));
@@ -77,7 +82,10 @@ export function createLbServer(opts: LbServerOptions): Server {
 
   /** Runs `handle` once the response is the connection's current one (see the module comment). */
   const whenCurrent = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
-    if (res.socket) return handle(req, res, expectsContinue);
+    if (res.socket) {
+      handle(req, res, expectsContinue);
+      return;
+    }
     const socket = req.socket;
     const onTurn = () => {
       socket.off('close', onGone);
@@ -101,7 +109,8 @@ export function createLbServer(opts: LbServerOptions): Server {
       rawHeaders: req.rawHeaders,
     });
     if (edge.kind !== 'pass') {
-      const err = edge.kind === 'refuse' ? edge.error : new YggError('YGG_ERR_BAD_REQUEST', 'nothing to upgrade');
+      const err =
+        edge.kind === 'refuse' ? edge.error : new YggError('YGG_ERR_BAD_REQUEST', 'nothing to upgrade');
       return refuseSocket(socket, err);
     }
     router.upgrade(req, socket, head, edge.target).catch((err: unknown) => {

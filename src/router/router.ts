@@ -177,7 +177,12 @@ export class Router {
   // ---- requests ---------------------------------------------------------------------------------
 
   /** Proxies a request to the pool (balanced, or to the instance of its session). */
-  async proxy(req: IncomingMessage, res: ServerResponse, target: string, expectsContinue = false): Promise<void> {
+  async proxy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: string,
+    expectsContinue = false,
+  ): Promise<void> {
     const started = performance.now();
     const refused = this.admissionError(req);
     if (refused) return this.refuse(res, refused, started);
@@ -197,7 +202,11 @@ export class Router {
     const started = performance.now();
     const member = this.opts.lookup(id);
     if (!member) {
-      return this.refuse(res, new YggError('YGG_ERR_UNKNOWN_INSTANCE', `no instance ${id} in the pool`), started);
+      return this.refuse(
+        res,
+        new YggError('YGG_ERR_UNKNOWN_INSTANCE', `no instance ${id} in the pool`),
+        started,
+      );
     }
     const up = this.upstreams.get(id);
     if (member.state !== 'ready' || !up || up.draining) {
@@ -240,7 +249,10 @@ export class Router {
         verdict = 'failure';
         refuseSocket(
           socket,
-          new YggError('YGG_ERR_UPSTREAM', `instance ${lease.up.id} failed the upgrade: ${outcome.error.message}`),
+          new YggError(
+            'YGG_ERR_UPSTREAM',
+            `instance ${lease.up.id} failed the upgrade: ${outcome.error.message}`,
+          ),
         );
       } else {
         verdict = verdictOf(
@@ -264,9 +276,13 @@ export class Router {
     if (this.closing) return SHUTTING_DOWN();
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > this.opts.maxBodyBytes) {
-      return new YggError('YGG_ERR_BODY_TOO_LARGE', `request body exceeds MAX_BODY_BYTES=${this.opts.maxBodyBytes}`, {
-        details: { limitBytes: this.opts.maxBodyBytes },
-      });
+      return new YggError(
+        'YGG_ERR_BODY_TOO_LARGE',
+        `request body exceeds MAX_BODY_BYTES=${this.opts.maxBodyBytes}`,
+        {
+          details: { limitBytes: this.opts.maxBodyBytes },
+        },
+      );
     }
     return undefined;
   }
@@ -302,7 +318,9 @@ export class Router {
     for (let attempt = 1; ; attempt++) {
       let placed: Placement;
       try {
-        placed = ex.named ? { lease: this.slots.take(ex.named), moved: false } : await this.place(res, ex.sessionId, exclude);
+        placed = ex.named
+          ? { lease: this.slots.take(ex.named), moved: false }
+          : await this.place(res, ex.sessionId, exclude);
       } catch (err) {
         if (err === CLIENT_GONE) return this.record('none', 499, ex.started);
         return this.refuse(res, err as YggError, ex.started);
@@ -319,7 +337,11 @@ export class Router {
       const body =
         bodyless || buffered
           ? null
-          : lazyBody(req, { maxBytes: this.opts.maxBodyBytes, timeoutMs: this.clientBodyTimeoutMs, onStart: goOn });
+          : lazyBody(req, {
+              maxBytes: this.opts.maxBodyBytes,
+              timeoutMs: this.clientBodyTimeoutMs,
+              onStart: goOn,
+            });
       let outcome: ForwardOutcome = { kind: 'aborted' };
       try {
         outcome = await forward(lease, {
@@ -331,7 +353,8 @@ export class Router {
           ...(body ? { bodyError: body.failure } : {}),
           timeoutMs: this.opts.requestTimeoutMs,
           ...(movedOnce ? { responseHeaders: { [SESSION_MOVED_HEADER]: '1' } } : {}),
-          onHeaders: () => this.recorder(up.id, res.statusCode).ttfb.observe((performance.now() - ex.started) / 1000),
+          onHeaders: () =>
+            this.recorder(up.id, res.statusCode).ttfb.observe((performance.now() - ex.started) / 1000),
         });
       } finally {
         lease.release(verdictOf(outcome, this.opts.breakerCount5xx ?? false));
@@ -376,7 +399,11 @@ export class Router {
    * A slot for a request: on its session's instance when that instance lives (waiting in its queue
    * when full), else on the least loaded instance, else in the FIFO queue until one frees up.
    */
-  private async place(gone: EventEmitter, sessionId: string | undefined, exclude: Upstream | undefined): Promise<Placement> {
+  private async place(
+    gone: EventEmitter,
+    sessionId: string | undefined,
+    exclude: Upstream | undefined,
+  ): Promise<Placement> {
     const now = this.now();
     let pinned: Upstream | undefined;
     let moved = exclude !== undefined;
@@ -389,7 +416,14 @@ export class Router {
       if (b) {
         known = true;
         const up = this.upstreams.get(b.instanceId);
-        if (up && up !== exclude && up.incarnation === b.incarnation && !up.draining && up.stalledAt === undefined && up.breaker.available(now)) {
+        if (
+          up &&
+          up !== exclude &&
+          up.incarnation === b.incarnation &&
+          !up.draining &&
+          up.stalledAt === undefined &&
+          up.breaker.available(now)
+        ) {
           pinned = up;
         } else moved = true;
       }
@@ -411,9 +445,13 @@ export class Router {
     }
     const ejectedForMs = this.slots.allEjected();
     if (ejectedForMs !== undefined) {
-      throw new YggError('YGG_ERR_CIRCUIT_OPEN', 'every instance has its circuit breaker open after repeated failures', {
-        retryAfterSeconds: Math.max(1, Math.ceil(ejectedForMs / 1000)),
-      });
+      throw new YggError(
+        'YGG_ERR_CIRCUIT_OPEN',
+        'every instance has its circuit breaker open after repeated failures',
+        {
+          retryAfterSeconds: Math.max(1, Math.ceil(ejectedForMs / 1000)),
+        },
+      );
     }
     const lease = await this.slots.wait(gone, null);
     this.bindSession(sessionId, lease.up, known ? 'moved' : 'new');
@@ -425,7 +463,12 @@ export class Router {
    * id the router issued it (its first return) or moved elsewhere is written to the table. A remote
    * store's failure is logged, never left as an unhandled rejection.
    */
-  private bindSession(sessionId: string | undefined, up: Upstream, kind: 'hit' | 'new' | 'moved', stored = false): void {
+  private bindSession(
+    sessionId: string | undefined,
+    up: Upstream,
+    kind: 'hit' | 'new' | 'moved',
+    stored = false,
+  ): void {
     if (sessionId === undefined) return;
     const now = this.now();
     const write =
@@ -454,7 +497,13 @@ export class Router {
     return issueSessionId(up);
   }
 
-  private refuse(res: ServerResponse, err: YggError, started: number, instance = 'none', close = false): void {
+  private refuse(
+    res: ServerResponse,
+    err: YggError,
+    started: number,
+    instance = 'none',
+    close = false,
+  ): void {
     const headers: Record<string, string> = instance === 'none' ? {} : { [INSTANCE_HEADER]: instance };
     if (close) headers.connection = 'close';
     sendError(res, err, headers);

@@ -34,7 +34,8 @@ describe('stallThreshold', () => {
       want: 8000,
     },
   ];
-  for (const row of table) it(row.name, () => assert.equal(stallThreshold(windowOf(row.samples), opts), row.want));
+  for (const row of table)
+    it(row.name, () => assert.equal(stallThreshold(windowOf(row.samples), opts), row.want));
 });
 
 describe('isStalled', () => {

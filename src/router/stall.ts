@@ -49,7 +49,10 @@ export class TtfbWindow {
   summary(): { p99: number; max: number } | undefined {
     if (this.count === 0) return undefined;
     const sorted = this.samples.slice(0, this.count).sort();
-    return { p99: sorted[Math.min(this.count - 1, Math.floor(this.count * 0.99))]!, max: sorted[this.count - 1]! };
+    return {
+      p99: sorted[Math.min(this.count - 1, Math.floor(this.count * 0.99))]!,
+      max: sorted[this.count - 1]!,
+    };
   }
 }
 

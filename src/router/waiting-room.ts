@@ -69,13 +69,6 @@ export class WaitingRoom {
    */
   wait(gone: EventEmitter, pinned: string | null): Promise<Lease> {
     return new Promise<Lease>((resolve, reject) => {
-      if (this.opts.upstreams.active.length === 0) {
-        this.opts.onDemand?.();
-        if (this.nothingComing()) {
-          reject(noInstances());
-          return;
-        }
-      }
       const enqueuedAt = this.opts.now();
       const pending: Pending = { resolve, reject };
       const waiter = this.queue.enqueue(pending, pinned, enqueuedAt);
@@ -89,6 +82,16 @@ export class WaitingRoom {
           ),
         );
         return;
+      }
+      if (this.opts.upstreams.active.length === 0) {
+        // Counted in the queue first: the activator sees this request as demand.
+        this.opts.onDemand?.();
+        if (this.nothingComing()) {
+          this.queue.cancel(waiter);
+          this.opts.metrics.queueRejections.inc({ reason: 'no_instances' });
+          reject(noInstances());
+          return;
+        }
       }
       const onGone = () => {
         if (this.queue.cancel(waiter)) reject(CLIENT_GONE);

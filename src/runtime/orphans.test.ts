@@ -21,5 +21,6 @@ describe('envValue', () => {
     ['MISSING', undefined],
     ['YGGDRASIL', undefined],
   ];
-  for (const [name, want] of table) it(`${name} → ${want}`, () => assert.equal(envValue(environ, name), want));
+  for (const [name, want] of table)
+    it(`${name} → ${want}`, () => assert.equal(envValue(environ, name), want));
 });

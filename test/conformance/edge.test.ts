@@ -145,45 +145,59 @@ describe('malformed requests are refused at the edge', () => {
   });
 
   it('OPTIONS * is answered by the router; absolute form naming the Host is served in origin form', async () => {
-    await withCountingPlatform({ MIN_INSTANCES: '1', MAX_INSTANCES: '1' }, () => ({}), async (p) => {
-      await p.controller.waitForReady(1, 15_000);
-      const port = portOf(p.lbUrl);
-      const [options] = await exchange(port, 'OPTIONS * HTTP/1.1\r\nHost: lb\r\n\r\n', { count: 1 });
-      assert.equal(options?.status, 200);
-      assert.match(options?.headers.allow ?? '', /GET/);
-      const authority = `127.0.0.1:${port}`;
-      const [abs] = await exchange(port, `GET http://${authority}/echo?x=1 HTTP/1.1\r\nHost: ${authority}\r\n\r\n`, {
-        count: 1,
-      });
-      assert.equal(abs?.status, 200, abs?.body);
-      const echo = JSON.parse(abs!.body) as Echo;
-      assert.equal(echo.url, '/echo?x=1');
-      assert.equal(echo.headers.host, authority);
-      await breakersUntouched(p);
-    });
+    await withCountingPlatform(
+      { MIN_INSTANCES: '1', MAX_INSTANCES: '1' },
+      () => ({}),
+      async (p) => {
+        await p.controller.waitForReady(1, 15_000);
+        const port = portOf(p.lbUrl);
+        const [options] = await exchange(port, 'OPTIONS * HTTP/1.1\r\nHost: lb\r\n\r\n', { count: 1 });
+        assert.equal(options?.status, 200);
+        assert.match(options?.headers.allow ?? '', /GET/);
+        const authority = `127.0.0.1:${port}`;
+        const [abs] = await exchange(
+          port,
+          `GET http://${authority}/echo?x=1 HTTP/1.1\r\nHost: ${authority}\r\n\r\n`,
+          {
+            count: 1,
+          },
+        );
+        assert.equal(abs?.status, 200, abs?.body);
+        const echo = JSON.parse(abs!.body) as Echo;
+        assert.equal(echo.url, '/echo?x=1');
+        assert.equal(echo.headers.host, authority);
+        await breakersUntouched(p);
+      },
+    );
   });
 });
 
 describe('Expect: 100-continue', () => {
   it('a 2 MB upload that asks for 100-continue gets it, then reaches the agent whole', async () => {
-    await withCountingPlatform({ MIN_INSTANCES: '1', MAX_INSTANCES: '1' }, () => ({}), async (p) => {
-      await p.controller.waitForReady(1, 15_000);
-      const size = 2 * 1024 * 1024;
-      const s = await open(portOf(p.lbUrl));
-      const continued = new Promise<string>((resolve) => s.once('data', (d: Buffer) => resolve(d.toString())));
-      s.write(
-        `POST /echo HTTP/1.1\r\nHost: lb\r\nContent-Type: application/octet-stream\r\nContent-Length: ${size}\r\nExpect: 100-continue\r\n\r\n`,
-      );
-      assert.match(await continued, /^HTTP\/1\.1 100 Continue\r\n/);
-      const answers = collect(s, { count: 1, timeoutMs: 10_000 });
-      s.write(Buffer.alloc(size, 0x61));
-      const [res] = await answers;
-      assert.equal(res?.status, 200, res?.body);
-      const echo = JSON.parse(res!.body) as Echo;
-      assert.equal(echo.bytes, size);
-      assert.equal(echo.headers.expect, undefined, 'the router answered the expectation itself');
-      await breakersUntouched(p);
-    });
+    await withCountingPlatform(
+      { MIN_INSTANCES: '1', MAX_INSTANCES: '1' },
+      () => ({}),
+      async (p) => {
+        await p.controller.waitForReady(1, 15_000);
+        const size = 2 * 1024 * 1024;
+        const s = await open(portOf(p.lbUrl));
+        const continued = new Promise<string>((resolve) =>
+          s.once('data', (d: Buffer) => resolve(d.toString())),
+        );
+        s.write(
+          `POST /echo HTTP/1.1\r\nHost: lb\r\nContent-Type: application/octet-stream\r\nContent-Length: ${size}\r\nExpect: 100-continue\r\n\r\n`,
+        );
+        assert.match(await continued, /^HTTP\/1\.1 100 Continue\r\n/);
+        const answers = collect(s, { count: 1, timeoutMs: 10_000 });
+        s.write(Buffer.alloc(size, 0x61));
+        const [res] = await answers;
+        assert.equal(res?.status, 200, res?.body);
+        const echo = JSON.parse(res!.body) as Echo;
+        assert.equal(echo.bytes, size);
+        assert.equal(echo.headers.expect, undefined, 'the router answered the expectation itself');
+        await breakersUntouched(p);
+      },
+    );
   });
 
   it('an upload over MAX_BODY_BYTES that asks for 100-continue is refused with 413 before the body is sent', async () => {
@@ -211,30 +225,32 @@ describe('Host and forwarding headers', () => {
     'X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\nForwarded: for=6.6.6.6;proto=https\r\n';
 
   it("the client's Host reaches the agent, and the router sets X-Forwarded-* and Forwarded over any client value", async () => {
-    await withCountingPlatform({ MIN_INSTANCES: '1', MAX_INSTANCES: '1' }, () => ({}), async (p) => {
-      await p.controller.waitForReady(1, 15_000);
-      const port = portOf(p.lbUrl);
-      const [res] = await exchange(
-        port,
-        `GET /echo HTTP/1.1\r\nHost: public.example:8443\r\n${spoofed}\r\n`,
-        { count: 1 },
-      );
-      const h = (JSON.parse(res!.body) as Echo).headers;
-      assert.equal(h.host, 'public.example:8443');
-      assert.equal(h['x-forwarded-for'], '127.0.0.1');
-      assert.equal(h['x-forwarded-host'], 'public.example:8443');
-      assert.equal(h['x-forwarded-proto'], 'http');
-      assert.equal(h.forwarded, 'for=127.0.0.1;host="public.example:8443";proto=http');
+    await withCountingPlatform(
+      { MIN_INSTANCES: '1', MAX_INSTANCES: '1' },
+      () => ({}),
+      async (p) => {
+        await p.controller.waitForReady(1, 15_000);
+        const port = portOf(p.lbUrl);
+        const [res] = await exchange(
+          port,
+          `GET /echo HTTP/1.1\r\nHost: public.example:8443\r\n${spoofed}\r\n`,
+          { count: 1 },
+        );
+        const h = (JSON.parse(res!.body) as Echo).headers;
+        assert.equal(h.host, 'public.example:8443');
+        assert.equal(h['x-forwarded-for'], '127.0.0.1');
+        assert.equal(h['x-forwarded-host'], 'public.example:8443');
+        assert.equal(h['x-forwarded-proto'], 'http');
+        assert.equal(h.forwarded, 'for=127.0.0.1;host="public.example:8443";proto=http');
 
-      // A redirect the agent builds from Host points back at the load balancer, not at the agent.
-      const [redirect] = await exchange(
-        port,
-        `GET /redirect HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`,
-        { count: 1 },
-      );
-      assert.equal(redirect?.status, 307);
-      assert.equal(redirect?.headers.location, `http://127.0.0.1:${port}/target/`);
-    });
+        // A redirect the agent builds from Host points back at the load balancer, not at the agent.
+        const [redirect] = await exchange(port, `GET /redirect HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, {
+          count: 1,
+        });
+        assert.equal(redirect?.status, 307);
+        assert.equal(redirect?.headers.location, `http://127.0.0.1:${port}/target/`);
+      },
+    );
   });
 
   it('from a peer in TRUSTED_PROXIES the client values are kept and extended', async () => {
@@ -259,19 +275,23 @@ describe('Host and forwarding headers', () => {
   });
 
   it('the session id the router issues reaches the agent on that same first request', async () => {
-    await withCountingPlatform({ MIN_INSTANCES: '2', MAX_INSTANCES: '2' }, () => ({}), async (p) => {
-      await p.controller.waitForReady(2, 15_000);
-      const res = await fetch(`${p.lbUrl}/echo`);
-      const cookie = res.headers.get('set-cookie') ?? '';
-      const id = decodeURIComponent(/ygg_session=([^;]+)/.exec(cookie)?.[1] ?? '');
-      assert.ok(id !== '', `no session cookie: ${cookie}`);
-      const echo = (await res.json()) as Echo;
-      assert.equal(echo.headers['x-session-id'], id);
-      // A client's own X-Session-Id is passed as it is and no cookie is issued.
-      const own = await fetch(`${p.lbUrl}/echo`, { headers: { 'x-session-id': 'mine' } });
-      assert.equal(own.headers.get('set-cookie'), null);
-      assert.equal(((await own.json()) as Echo).headers['x-session-id'], 'mine');
-    });
+    await withCountingPlatform(
+      { MIN_INSTANCES: '2', MAX_INSTANCES: '2' },
+      () => ({}),
+      async (p) => {
+        await p.controller.waitForReady(2, 15_000);
+        const res = await fetch(`${p.lbUrl}/echo`);
+        const cookie = res.headers.get('set-cookie') ?? '';
+        const id = decodeURIComponent(/ygg_session=([^;]+)/.exec(cookie)?.[1] ?? '');
+        assert.ok(id !== '', `no session cookie: ${cookie}`);
+        const echo = (await res.json()) as Echo;
+        assert.equal(echo.headers['x-session-id'], id);
+        // A client's own X-Session-Id is passed as it is and no cookie is issued.
+        const own = await fetch(`${p.lbUrl}/echo`, { headers: { 'x-session-id': 'mine' } });
+        assert.equal(own.headers.get('set-cookie'), null);
+        assert.equal(((await own.json()) as Echo).headers['x-session-id'], 'mine');
+      },
+    );
   });
 });
 

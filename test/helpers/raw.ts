@@ -32,7 +32,10 @@ export async function exchange(
 }
 
 /** Collects responses on an open socket (see exchange); destroys the socket at the end. */
-export function collect(s: Socket, opts: { count?: number; timeoutMs?: number } = {}): Promise<RawResponse[]> {
+export function collect(
+  s: Socket,
+  opts: { count?: number; timeoutMs?: number } = {},
+): Promise<RawResponse[]> {
   return new Promise((resolve) => {
     let buf = Buffer.alloc(0);
     const finish = () => {

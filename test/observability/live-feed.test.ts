@@ -64,6 +64,7 @@ describe('live feed', () => {
       SCALE_INTERVAL_MS: '60000',
       BREAKER_FAILURES: '2',
       BREAKER_RESET_MS: '1500',
+      BREAKER_COUNT_5XX: 'true',
     });
     await p.controller.waitForReady(1, 15_000);
   });
