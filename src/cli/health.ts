@@ -41,6 +41,7 @@ export async function healthCommand(opts: { url: string; json?: boolean }): Prom
     }),
   );
   const crashLooping = rows.filter((r) => r.crashLoop).map((r) => r.id);
+  const failed = rows.filter((r) => r.lastFailure && (r.state !== 'ready' || r.crashLoop));
   const failing = rows.filter((r) => r.health.startsWith('FAIL')).map((r) => r.id);
   const need = Math.max(status.minInstances, status.desiredInstances > 0 ? 1 : 0);
   const problems: string[] = [];
@@ -55,6 +56,18 @@ export async function healthCommand(opts: { url: string; json?: boolean }): Prom
     for (const r of rows)
       lines.push([r.id, r.state, r.address ?? '-', String(r.inflight), String(r.restarts), r.health]);
     process.stdout.write(`${table(lines)}\n\n`);
+    // Why the ones that are down are down: the failure, when it restarts, what it last printed.
+    for (const r of failed) {
+      const f = r.lastFailure!;
+      const notes = [
+        r.crashLoop ? 'crash-looping' : undefined,
+        `${r.restarts} restart(s)`,
+        r.nextRestartAt ? `restarts in ${secondsUntil(r.nextRestartAt)}` : undefined,
+      ].filter((n) => n !== undefined);
+      process.stdout.write(`${r.id}: ${f.reason} (${notes.join(', ')})\n`);
+      for (const line of f.output ?? []) process.stdout.write(`    ${line}\n`);
+    }
+    if (failed.length > 0) process.stdout.write('\n');
     process.stdout.write(
       healthy
         ? `healthy: ${status.readyInstances}/${status.desiredInstances} ready (min ${status.minInstances}, max ${status.maxInstances})\n`
@@ -62,6 +75,11 @@ export async function healthCommand(opts: { url: string; json?: boolean }): Prom
     );
   }
   process.exitCode = healthy ? 0 : 1;
+}
+
+function secondsUntil(iso: string): string {
+  const s = Math.max(0, Math.round((Date.parse(iso) - Date.now()) / 1000));
+  return `${s} s`;
 }
 
 export async function statusCommand(opts: { url: string }): Promise<void> {

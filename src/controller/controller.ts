@@ -114,6 +114,10 @@ export interface ControllerStatus {
 const HEALTH_PROBE_BATCH = 64;
 /** After a failed health check the next ones come this often (at most), so a dead instance goes fast. */
 const RECHECK_MS = 1000;
+/** Start-up probes slow down to this interval at most. */
+const STARTUP_PROBE_MAX_MS = 1000;
+/** A start that takes this long is worth one line in the log. */
+const SLOW_START_NOTICE_MS = 5000;
 /** A failed slot restarting this soon counts as capacity on its way (requests wait for it). */
 const IMMINENT_RESTART_MS = 1000;
 const NO_LOAD: LoadSource = { inflight: () => 0, sessions: () => 0 };
@@ -427,10 +431,16 @@ export class Controller {
     await this.awaitHealthy(slot, handle);
   }
 
-  /** Startup probes: the instance is ready only once its health check answers. */
+  /**
+   * Startup probes: the instance is ready only once its health check answers. They start every
+   * STARTUP_PROBE_INTERVAL_MS and slow by a quarter per failed probe, to once a second: a fast agent is
+   * seen at once, a slow one (loading a model) is not asked (and does not log) 20 times a second.
+   */
   private async awaitHealthy(slot: Slot, handle: InstanceHandle): Promise<void> {
     const began = slot.startedAt ?? Date.now();
     const deadline = began + this.opts.startupTimeoutMs;
+    let pause = this.opts.startupProbeIntervalMs;
+    let told = false;
     while (slot.state === 'starting' && slot.handle === handle && !this.stopping) {
       const left = deadline - Date.now();
       const result = await this.probe(
@@ -442,6 +452,7 @@ export class Controller {
       if (result.ok) {
         slot.state = 'ready';
         slot.readyAt = Date.now();
+        slot.nextCheckAt = slot.readyAt + this.opts.healthCheckIntervalMs;
         this.metrics.coldStart.observe((slot.readyAt - began) / 1000);
         this.emit('instance_ready', slot.id, `${slot.id} is ready at ${urlOf(handle.endpoint)}`, {
           coldStartMs: slot.readyAt - began,
@@ -458,7 +469,15 @@ export class Controller {
         );
         return;
       }
-      await sleep(this.opts.startupProbeIntervalMs);
+      if (!told && Date.now() - began >= SLOW_START_NOTICE_MS) {
+        told = true;
+        this.log.info(
+          { instance: slot.id, reason: result.reason },
+          `${slot.id} is not healthy yet after ${Math.round((Date.now() - began) / 1000)} s (${result.reason}); waiting up to STARTUP_TIMEOUT_MS=${this.opts.startupTimeoutMs}`,
+        );
+      }
+      await sleep(pause);
+      pause = Math.max(this.opts.startupProbeIntervalMs, Math.min(STARTUP_PROBE_MAX_MS, pause * 1.25));
     }
   }
 
