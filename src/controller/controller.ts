@@ -485,10 +485,9 @@ export class Controller {
    * One round of health checks over the ready instances that are due, at most HEALTH_PROBE_BATCH at a
    * time: the router shares this event loop, and 1000 probes at once stalled it ~45 ms (bench: control
    * plane). Each check is of the incarnation seen when the round began; one stopped meanwhile is skipped.
-   * @internal public for tests
+   * @internal public for tests, which pass `now` to make every instance due.
    */
-  async checkHealth(): Promise<void> {
-    const now = Date.now();
+  async checkHealth(now = Date.now()): Promise<void> {
     const due: Array<[Slot, InstanceHandle]> = [];
     for (const s of this.slots.values()) {
       if (s.state === 'ready' && s.handle && (s.nextCheckAt ?? 0) <= now) due.push([s, s.handle]);
