@@ -4,6 +4,9 @@ import { execFileSync } from 'node:child_process';
 
 export const IN_CI = process.env.CI === 'true';
 
+/** Debian's Python, where python3-fastapi and friends are installed (not a pyenv or venv one). */
+export const DEBIAN_PYTHON = '/usr/bin/python3';
+
 /** The Debian Chromium the browser tests drive (playwright-core never downloads a browser here). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -33,6 +36,11 @@ const checks = {
     install: 'apt-get install prometheus (prometheus and promtool on PATH)',
   },
   chromium: { ok: () => works(CHROMIUM, ['--version']), install: 'apt-get install chromium' },
+  curl: { ok: () => works('curl', ['--version']), install: 'apt-get install curl' },
+  fastapi: {
+    ok: () => works(DEBIAN_PYTHON, ['-c', 'import fastapi, uvicorn, httpx']),
+    install: 'apt-get install python3-fastapi python3-uvicorn python3-httpx',
+  },
 } as const;
 
 /**
