@@ -6,7 +6,7 @@ import { AutoscaleLoop } from './controller/autoscale-loop.js';
 import { Controller } from './controller/controller.js';
 import type { PlatformConfig } from './core/config.js';
 import { closeServer, listen } from './core/listen.js';
-import type { Logger } from './core/logger.js';
+import { isPretty, type Logger } from './core/logger.js';
 import { configError } from './core/options.js';
 import { isLiveFeedRequest, LiveFeed, routerTotals } from './observability/live-feed.js';
 import { controllerStatusPage, lbStatusPage } from './observability/status-page.js';
@@ -56,7 +56,13 @@ export async function createDriver(cfg: PlatformConfig, deps: PlatformDeps): Pro
     host: '127.0.0.1',
     logger: deps.logger,
     forwardOutput: deps.forwardOutput ?? false,
-    env: { ...process.env, LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
+    // The reference agent logs like the platform: readable lines when the platform's are.
+    env: {
+      ...process.env,
+      LOG_LEVEL: cfg.LOG_LEVEL,
+      LOG_FORMAT: isPretty(cfg.LOG_FORMAT) ? 'pretty' : 'json',
+      MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES),
+    },
   });
 }
 

@@ -29,6 +29,15 @@ describe('configuration errors', () => {
     },
     { env: { LOG_LEVEL: 'loud' }, want: /LOG_LEVEL="loud" is not allowed: expected one of fatal, error/ },
     { env: { YGG_CONFIG: '/nonexistent/ygg.json' }, want: /YGG_CONFIG=\/nonexistent\/ygg.json: cannot read/ },
+    { env: { AGENT_CWD: '/nonexistent/dir' }, want: /AGENT_CWD=\/nonexistent\/dir is not a directory/ },
+    {
+      env: { TRUSTED_PROXIES: '10.0.0.0/8,proxy' },
+      want: /TRUSTED_PROXIES="10.0.0.0\/8,proxy" is not allowed: "proxy" is not an IP/,
+    },
+    {
+      env: { AGENT_HEALTH_PATH: 'healthz' },
+      want: /AGENT_HEALTH_PATH="healthz" is not allowed: expected a path starting with \//,
+    },
   ];
   for (const row of table) {
     it(`exits 2 with one line for ${JSON.stringify(row.env)}`, async () => {
@@ -153,6 +162,46 @@ describe('SIGTERM (docker stop, systemd)', () => {
     const { code } = await p.exited;
     assert.equal(code, 0);
     for (const pid of agentPids) assert.equal(isAlive(pid), false, `agent process ${pid} was orphaned`);
+  });
+});
+
+describe('LOG_FORMAT', () => {
+  it('pretty: readable lines from the platform and the reference agent, no JSON', async () => {
+    const p = cli(['start'], {
+      LB_PORT: '0',
+      CONTROLLER_PORT: '0',
+      MIN_INSTANCES: '1',
+      LOG_LEVEL: 'info',
+      LOG_FORMAT: 'pretty',
+    });
+    try {
+      await waitFor('start-up', () => /yggdrasil is up/.test(p.stdout()), 30_000);
+      await waitFor('the agent line', () => /INFO \(agent\): agent listening/.test(p.stdout()), 5000);
+      const out = p.stdout();
+      assert.match(
+        out,
+        /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO \(yggdrasil\): \[controller\] agent-1 is ready at http/m,
+      );
+      assert.equal(out.split('\n').filter((l) => l.startsWith('{')).length, 0, 'no JSON line');
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+  });
+
+  it('json (the default off a terminal): one JSON object a line', async () => {
+    const p = cli(['start'], { LB_PORT: '0', CONTROLLER_PORT: '0', MIN_INSTANCES: '1', LOG_LEVEL: 'info' });
+    try {
+      await waitFor('start-up', () => /"msg":"yggdrasil is up"/.test(p.stdout()), 30_000);
+      const lines = p
+        .stdout()
+        .split('\n')
+        .filter((l) => l !== '');
+      for (const l of lines) assert.doesNotThrow(() => JSON.parse(l), l);
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
   });
 });
 

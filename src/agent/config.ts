@@ -9,6 +9,11 @@ export const AGENT_OPTIONS = {
   AGENT_HOST: text('127.0.0.1', 'Address the agent listens on (0.0.0.0 inside a container).'),
   MAX_BODY_BYTES: int(1, 1024 * 1024 * 1024, 10 * 1024 * 1024, 'Largest request body the agent reads.'),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'Log level.'),
+  LOG_FORMAT: oneOf(
+    ['auto', 'pretty', 'json'],
+    'auto',
+    'JSON lines, or readable ones (`auto`: readable on a terminal).',
+  ),
 } as const;
 
 export type AgentConfig = ValuesOf<typeof AGENT_OPTIONS>;

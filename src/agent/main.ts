@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(cfg.LOG_LEVEL, 'agent').child({ agentId: cfg.AGENT_ID });
+  const logger = createLogger(cfg.LOG_LEVEL, 'agent', cfg.LOG_FORMAT).child({ agentId: cfg.AGENT_ID });
   const agent = createAgent({
     agentId: cfg.AGENT_ID,
     instanceId: cfg.INSTANCE_ID,

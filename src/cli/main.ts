@@ -25,7 +25,7 @@ function loadConfigOrExit(path: string | undefined): PlatformConfig {
 
 async function start(opts: { config?: string }): Promise<void> {
   const cfg = loadConfigOrExit(opts.config ?? process.env.YGG_CONFIG);
-  const logger = createLogger(cfg.LOG_LEVEL);
+  const logger = createLogger(cfg.LOG_LEVEL, 'yggdrasil', cfg.LOG_FORMAT);
   const platform = await startPlatform(cfg, { logger, forwardOutput: true }).catch((err: unknown) => {
     if (isYggError(err) && err.code === 'YGG_ERR_CONFIG') {
       process.stderr.write(`yggdrasil: configuration error: ${err.message}\n`);

@@ -1,5 +1,6 @@
 // The platform's configuration (controller, router, runtime): one table of options, read from the
 // environment and an optional JSON file (YGG_CONFIG), validated once at start-up.
+import { statSync } from 'node:fs';
 import { parseAddressList } from './address-list.js';
 import {
   bool,
@@ -247,6 +248,10 @@ export function loadPlatformConfig(
       `AGENT_MEMORY_RESERVATION=${cfg.AGENT_MEMORY_RESERVATION} > AGENT_MEMORY_LIMIT=${cfg.AGENT_MEMORY_LIMIT}: the reservation must fit in the limit`,
     ],
     [
+      cfg.AGENT_CWD !== '' && !isDirectory(cfg.AGENT_CWD),
+      `AGENT_CWD=${cfg.AGENT_CWD} is not a directory: give the directory AGENT_COMMAND runs in`,
+    ],
+    [
       cfg.PANIC_WINDOW_MS > cfg.STABLE_WINDOW_MS,
       `PANIC_WINDOW_MS=${cfg.PANIC_WINDOW_MS} > STABLE_WINDOW_MS=${cfg.STABLE_WINDOW_MS}: the panic window must be the shorter one`,
     ],
@@ -260,4 +265,12 @@ export function loadPlatformConfig(
     );
   }
   return cfg;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }

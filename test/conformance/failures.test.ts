@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Platform } from '../../src/platform.js';
-import { logLines, metric, routerMetrics, settled, withCountingPlatform } from '../helpers/agents.js';
+import {
+  countingAgent,
+  logLines,
+  metric,
+  routerMetrics,
+  settled,
+  withCountingPlatform,
+} from '../helpers/agents.js';
 import { bootPlatform, killInstance, waitFor } from '../helpers/platform.js';
 
 const exec = promisify(execFile);
@@ -288,5 +295,23 @@ describe('failing fast and saying why', () => {
         assert.ok(readFileSync(join(dir, 'health.log'), 'utf8').length > 0);
       },
     );
+  });
+});
+
+describe('where AGENT_COMMAND runs', () => {
+  it('in AGENT_CWD', async () => {
+    const dir = (await exec('mktemp', ['-d'])).stdout.trim();
+    const p = await bootPlatform({
+      MIN_INSTANCES: '1',
+      MAX_INSTANCES: '1',
+      AGENT_CWD: dir,
+      AGENT_COMMAND: `pwd > cwd.txt && ${countingAgent({})}`,
+    });
+    try {
+      await p.controller.waitForReady(1, 10_000);
+      assert.equal(readFileSync(join(dir, 'cwd.txt'), 'utf8').trim(), dir);
+    } finally {
+      await p.stop();
+    }
   });
 });
