@@ -25,7 +25,12 @@ export interface FeedStatus {
   minInstances: number;
   maxInstances: number;
   readyInstances: number;
-  instances: ReadonlyArray<Omit<LiveInstance, 'breaker'> & { breaker: string | null }>;
+  instances: ReadonlyArray<
+    Omit<LiveInstance, 'breaker' | 'lastFailure'> & {
+      breaker: string | null;
+      lastFailure: { at: string; reason: string; output?: string[] } | null;
+    }
+  >;
   queue: { depth: number };
   autoscaler: { lastDecision: { panic: boolean } | null };
 }
@@ -150,6 +155,9 @@ export class LiveFeed {
         restarts: i.restarts,
         crashLoop: i.crashLoop,
         readyAt: i.readyAt,
+        lastFailure: i.lastFailure
+          ? { at: i.lastFailure.at, reason: i.lastFailure.reason, output: i.lastFailure.output ?? [] }
+          : null,
       })),
     };
   }
@@ -179,13 +187,16 @@ export function isLiveFeedRequest(req: IncomingMessage): boolean {
   return (req.url ?? '').startsWith(`${LIVE_FEED_PATH}/`);
 }
 
-/** Reads the router's request counter and latency histogram into cumulative totals. */
+/**
+ * Reads the router's request counter and time-to-first-byte histogram (the latency SLO: a stream's
+ * length is not latency) into cumulative totals.
+ */
 export function routerTotals(metrics: {
   requests: Counter<string>;
-  duration: Histogram<string>;
+  ttfb: Histogram<string>;
 }): () => Promise<Omit<RequestTotals, 'at'>> {
   return async () => {
-    const [requests, duration] = await Promise.all([metrics.requests.get(), metrics.duration.get()]);
+    const [requests, duration] = await Promise.all([metrics.requests.get(), metrics.ttfb.get()]);
     let total = 0;
     let errors = 0;
     for (const v of requests.values) {

@@ -2,7 +2,7 @@
 // (docs/live-feed.md). Changing a field here is a protocol change: bump LIVE_FEED_VERSION.
 import type { ControllerEvent } from '../controller/events.js';
 
-export const LIVE_FEED_VERSION = 1;
+export const LIVE_FEED_VERSION = 2;
 
 /**
  * Socket.IO path on the LB and controller ports; the client script is served at
@@ -34,6 +34,8 @@ export interface LiveInstance {
   restarts: number;
   crashLoop: boolean;
   readyAt: string | null;
+  /** Why it last failed (exit, health, start-up, replaced) and its last lines of stderr; null if never. */
+  lastFailure: { at: string; reason: string; output: string[] } | null;
 }
 
 /** The `stats` payload. Rates and latency are over the last `windowMs` (5 s). */
@@ -43,7 +45,10 @@ export interface LiveStats {
   requestsPerSecond: number;
   /** 5xx share of the requests in the window; null when there were none. */
   errorRatio: number | null;
-  /** 95th percentile of the router's request duration (queue wait included); null with no requests. */
+  /**
+   * 95th percentile of the time to first byte (queue wait included): the latency SLO, which a long
+   * stream does not spoil; null with no requests.
+   */
   p95LatencyMs: number | null;
   queueDepth: number;
   readyInstances: number;

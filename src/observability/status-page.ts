@@ -90,6 +90,7 @@ th { color:var(--dim); font-weight:600; font-size:12px; } td.num, th.num { text-
 .s-failed { color:var(--bad); } .s-stopped { color:var(--dim); }
 .b-closed { color:var(--ok); } .b-half-open { color:var(--warn); } .b-open { color:var(--bad); font-weight:600; }
 .b-none { color:var(--dim); } .empty { color:var(--dim); padding:8px; }
+tr.why td { color:var(--bad); font-size:12px; padding-top:0; white-space:pre-wrap; }
 ol.events { list-style:none; margin:0; padding:0; max-height:420px; overflow:auto; font-size:13px; }
 ol.events li { display:grid; grid-template-columns:auto auto 1fr; gap:8px; padding:4px 0; border-bottom:1px solid var(--line); }
 ol.events time { color:var(--dim); font-variant-numeric:tabular-nums; }
@@ -111,7 +112,7 @@ label.toggle { color:var(--dim); font-size:12px; float:right; }
 <main>
   <div class="tiles">
     <div class="tile"><div class="label">Requests / s</div><div class="value" id="v-rps">–</div><div class="sub" id="v-window">–</div></div>
-    <div class="tile"><div class="label">p95 latency</div><div class="value" id="v-p95">–</div><div class="sub">SLO 200 ms</div></div>
+    <div class="tile"><div class="label">p95 time to first byte</div><div class="value" id="v-p95">–</div><div class="sub">SLO 200 ms</div></div>
     <div class="tile"><div class="label">Errors (5xx)</div><div class="value" id="v-err">–</div><div class="sub">SLO 1 %</div></div>
     <div class="tile"><div class="label">Queue depth</div><div class="value" id="v-queue">–</div><div class="sub">waiting for a slot</div></div>
     <div class="tile"><div class="label">Instances ready / desired</div><div class="value" id="v-inst">–</div><div class="sub" id="v-limits">–</div></div>
@@ -121,7 +122,7 @@ label.toggle { color:var(--dim); font-size:12px; float:right; }
     <figure><figcaption><span>Requests / s</span><b id="chart-rps-now">–</b></figcaption>
       <svg class="chart" id="chart-rps" viewBox="0 0 600 110" preserveAspectRatio="none" role="img" aria-label="requests per second"></svg>
       <div class="axis"><span class="since">−5 min</span><span>max <span id="chart-rps-max">–</span></span></div></figure>
-    <figure><figcaption><span>p95 latency</span><b id="chart-p95-now">–</b></figcaption>
+    <figure><figcaption><span>p95 time to first byte</span><b id="chart-p95-now">–</b></figcaption>
       <svg class="chart" id="chart-p95" viewBox="0 0 600 110" preserveAspectRatio="none" role="img" aria-label="p95 latency"></svg>
       <div class="axis"><span class="since">−5 min</span><span>max <span id="chart-p95-max">–</span></span></div></figure>
     <figure><figcaption><span>Queue depth</span><b id="chart-queue-now">–</b></figcaption>
@@ -136,7 +137,7 @@ label.toggle { color:var(--dim); font-size:12px; float:right; }
       <table id="pool"><thead><tr><th>Instance</th><th>State</th><th class="num">In-flight</th><th class="num">Sessions</th>
         <th class="num">CPU</th><th class="num">Memory</th><th>Breaker</th><th class="num">Restarts</th></tr></thead>
         <tbody id="pool-body"></tbody></table>
-      <div class="empty" id="pool-empty">No instances (scaled to zero or starting).</div>
+      <div class="empty" id="pool-empty">Loading…</div>
     </section>
     <section class="card"><h2>Events <label class="toggle"><input type="checkbox" id="only-scaling"> scaling decisions only</label></h2>
       <ol class="events" id="events"></ol>
@@ -188,8 +189,20 @@ label.toggle { color:var(--dim); font-size:12px; float:right; }
       cell(tr, i.breaker || dash, 'b-' + (i.breaker || 'none'));
       cell(tr, String(i.restarts), 'num');
       rows.appendChild(tr);
+      // Why an instance that is down is down: its last failure and what it last printed.
+      if (i.lastFailure && (i.state !== 'ready' || i.crashLoop)) {
+        var why = document.createElement('tr');
+        why.className = 'why';
+        var td = document.createElement('td');
+        td.colSpan = 8;
+        var out = i.lastFailure.output || [];
+        td.textContent = i.lastFailure.reason + (out.length ? ' — ' + out[out.length - 1] : '');
+        why.appendChild(td);
+        rows.appendChild(why);
+      }
     });
     $('pool-body').replaceChildren(rows);
+    $('pool-empty').textContent = 'No instances (scaled to zero or starting).';
     $('pool-empty').hidden = list.length > 0;
   }
   function setValue(id, text, level) {

@@ -76,7 +76,7 @@ describe('live feed', () => {
 
   it('greets a client with the pool, the chart history and the recent events', async () => {
     const h = await open(p.controllerUrl).hello;
-    assert.equal(h.version, 1);
+    assert.equal(h.version, 2);
     assert.equal(h.driver, 'process');
     assert.equal(h.intervalMs, 1000);
     assert.equal(h.windowMs, 5000);
@@ -109,6 +109,7 @@ describe('live feed', () => {
       'crashLoop',
       'id',
       'inflight',
+      'lastFailure',
       'memoryBytes',
       'readyAt',
       'restarts',

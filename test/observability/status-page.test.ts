@@ -72,6 +72,8 @@ describe('live status page in headless Chromium', { skip }, () => {
     assert.match(html.headers.get('content-security-policy') ?? '', /script-src 'self' 'nonce-/);
     const body = await html.text();
     assert.match(body, /<script src="\/_yggdrasil\/socket.io\/socket.io.js"><\/script>/);
+    // Until the feed's first message arrives the page says it is loading, not "no instances".
+    assert.match(body, /id="pool-empty">Loading…</);
     // Self-contained: nothing loaded from another origin (the SVG namespace URI is not a load).
     const external = body.match(/(?:src|href)=["']?(?:https?:)?\/\/[^"' >]+|url\([^)]*\/\/|@import/g);
     assert.equal(external, null, `external resources: ${external}`);
@@ -165,5 +167,28 @@ describe('live status page in headless Chromium', { skip }, () => {
     assert.ok(((await w.page.textContent('#events')) ?? '').includes('agent-2 is ready'));
     assert.deepEqual(w.problems, []);
     await w.page.close();
+  });
+
+  it('shows why an instance is down: its failure and the last line it printed', async () => {
+    const crashing = await bootPlatform({
+      MIN_INSTANCES: '1',
+      MAX_INSTANCES: '1',
+      RESTART_BACKOFF_MS: '5000',
+      RESTART_BACKOFF_MAX_MS: '60000',
+      AGENT_COMMAND: `${process.execPath} -e "console.error('boom: no model at /models/llama'); process.exit(3)"`,
+    });
+    try {
+      const w = await watchedPage(browser);
+      await w.page.goto(`${crashing.controllerUrl}/`);
+      const why = await w.page.waitForSelector('#pool-body tr.why', { timeout: 10_000 });
+      const text = (await why.textContent()) ?? '';
+      assert.match(text, /agent-1 exited with code 3/);
+      assert.match(text, /boom: no model at \/models\/llama/);
+      assert.equal(await w.page.isHidden('#pool-empty'), true);
+      assert.deepEqual(w.problems, []);
+      await w.page.close();
+    } finally {
+      await crashing.stop();
+    }
   });
 });
