@@ -48,16 +48,20 @@ export interface PlatformProcess {
 
 const root = new URL('..', import.meta.url).pathname;
 
-/** Starts `yggdrasil start` (from dist/) pinned to the server core and waits for its pool. */
+/**
+ * Starts `yggdrasil start` (from dist/ of `tree`, this repository by default) pinned to the server
+ * core and waits for its pool.
+ */
 export async function startPlatformProcess(
   env: Record<string, string>,
   nodeArgs: string[] = [],
+  tree: string = root,
 ): Promise<PlatformProcess> {
   const lbPort = await freePort();
   const controllerPort = await freePort();
   const [cmd, args] = pinned(process.execPath, [...nodeArgs, 'dist/cli/main.js', 'start'], SERVER_CPU);
   const child = spawn(cmd, args, {
-    cwd: root,
+    cwd: tree,
     env: {
       ...process.env,
       LOG_LEVEL: 'warn',

@@ -124,6 +124,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     onDemand: () => autoscaler?.activate(),
     outlook: () => controller.outlook(),
     onReplace: (id, reason) => controller.replace(id, reason),
+    probe: (id) => controller.checkNow(id),
     onBreaker: (instance, t) =>
       controller.events.push({
         at: t.at,

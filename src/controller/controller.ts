@@ -499,11 +499,23 @@ export class Controller {
     }
   }
 
-  private async checkOne(slot: Slot, handle: InstanceHandle): Promise<void> {
-    if (slot.state !== 'ready' || slot.handle !== handle) return;
+  /**
+   * A health check of this instance now, out of schedule (the router suspects it: a request has waited
+   * long with no answer). Counts like a scheduled one. Undefined when it is not ready or a check of it
+   * is already out.
+   */
+  async checkNow(id: string): Promise<boolean | undefined> {
+    const slot = this.slots.get(id);
+    if (slot?.state !== 'ready' || !slot.handle || slot.nextCheckAt === Number.POSITIVE_INFINITY)
+      return undefined;
+    return (await this.checkOne(slot, slot.handle))?.ok;
+  }
+
+  private async checkOne(slot: Slot, handle: InstanceHandle): Promise<ProbeResult | undefined> {
+    if (slot.state !== 'ready' || slot.handle !== handle) return undefined;
     slot.nextCheckAt = Number.POSITIVE_INFINITY; // no second check of it while this one is out
     const result = await this.probe(handle.endpoint, this.healthPath, this.opts.healthCheckTimeoutMs);
-    if (slot.state !== 'ready' || slot.handle !== handle) return;
+    if (slot.state !== 'ready' || slot.handle !== handle) return undefined;
     const now = Date.now();
     if (result.ok) {
       if (slot.healthFailures > 0) {
@@ -511,7 +523,7 @@ export class Controller {
       }
       slot.healthFailures = 0;
       slot.nextCheckAt = now + this.opts.healthCheckIntervalMs;
-      return;
+      return result;
     }
     slot.healthFailures++;
     slot.nextCheckAt = now + Math.min(RECHECK_MS, this.opts.healthCheckIntervalMs);
@@ -529,6 +541,7 @@ export class Controller {
         `${slot.healthFailures} consecutive failed health checks (last: ${result.reason})`,
       );
     }
+    return result;
   }
 
   private async sampleUsage(): Promise<void> {

@@ -1,5 +1,6 @@
 // Small helpers shared by every HTTP adapter: JSON answers, the error body, and bounded body reading.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Deadlines } from './deadlines.js';
 import { YggError } from './errors.js';
 
 export function sendJson(
@@ -29,10 +30,14 @@ export function sendError(res: ServerResponse, err: YggError, headers: Record<st
 
 /**
  * Reads a request body up to `limit` bytes. Refuses early on a Content-Length over the limit,
- * and stops reading (413) as soon as a chunked body passes it. With `timeoutMs`, a body that has not
- * arrived whole in that time fails with YGG_ERR_CLIENT_TIMEOUT (408).
+ * and stops reading (413) as soon as a chunked body passes it. With `deadline`, a body that has not
+ * arrived whole within `deadline.ms` fails with YGG_ERR_CLIENT_TIMEOUT (408).
  */
-export function readBody(req: IncomingMessage, limit: number, timeoutMs?: number): Promise<Buffer> {
+export function readBody(
+  req: IncomingMessage,
+  limit: number,
+  deadline?: { ms: number; clock: Deadlines },
+): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
@@ -45,23 +50,10 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs?: number
     const fail = (err: Error) => {
       if (failed) return;
       failed = true;
-      clearTimeout(timer);
+      timer?.cancel();
       reject(err);
     };
-    const timer =
-      timeoutMs === undefined
-        ? undefined
-        : setTimeout(
-            () =>
-              fail(
-                new YggError(
-                  'YGG_ERR_CLIENT_TIMEOUT',
-                  `the request body did not arrive within CLIENT_BODY_TIMEOUT_MS=${timeoutMs}`,
-                ),
-              ),
-            timeoutMs,
-          );
-    timer?.unref();
+    const timer = deadline?.clock.after(deadline.ms, () => fail(clientTimeout(deadline.ms)));
     req.on('data', (chunk: Buffer) => {
       if (failed) return;
       size += chunk.length;
@@ -73,11 +65,19 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs?: number
     });
     req.on('end', () => {
       if (failed) return;
-      clearTimeout(timer);
+      timer?.cancel();
       resolve(Buffer.concat(chunks, size));
     });
     req.on('error', fail);
   });
+}
+
+/** YGG_ERR_CLIENT_TIMEOUT (408): the body did not arrive within CLIENT_BODY_TIMEOUT_MS. */
+export function clientTimeout(ms: number): YggError {
+  return new YggError(
+    'YGG_ERR_CLIENT_TIMEOUT',
+    `the request body did not arrive within CLIENT_BODY_TIMEOUT_MS=${ms}`,
+  );
 }
 
 function tooLarge(limit: number): YggError {

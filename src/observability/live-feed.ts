@@ -2,7 +2,6 @@
 // events as they happen and a stats snapshot every second (requests/s, p95, queue, pool), with five
 // minutes of history for a client that connects late. The protocol is in protocol.ts and docs/live-feed.md.
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
-import type { Counter, Histogram } from 'prom-client';
 import { Server as IoServer } from 'socket.io';
 import type { EventLog } from '../controller/events.js';
 import type { Logger } from '../core/logger.js';
@@ -182,6 +181,17 @@ export class LiveFeed {
   }
 }
 
+/** A metric read as prom-client's `get()` answers (the router's counter and histogram). */
+interface SampleSource {
+  get(): Promise<{
+    values: Array<{
+      labels: Record<string, string | number | undefined>;
+      value: number;
+      metricName?: string;
+    }>;
+  }>;
+}
+
 /** A request for the live feed (Socket.IO), which the router must not proxy to an agent. */
 export function isLiveFeedRequest(req: IncomingMessage): boolean {
   return (req.url ?? '').startsWith(`${LIVE_FEED_PATH}/`);
@@ -192,8 +202,8 @@ export function isLiveFeedRequest(req: IncomingMessage): boolean {
  * length is not latency) into cumulative totals.
  */
 export function routerTotals(metrics: {
-  requests: Counter<string>;
-  ttfb: Histogram<string>;
+  requests: SampleSource;
+  ttfb: SampleSource;
 }): () => Promise<Omit<RequestTotals, 'at'>> {
   return async () => {
     const [requests, duration] = await Promise.all([metrics.requests.get(), metrics.ttfb.get()]);

@@ -9,7 +9,13 @@ import {
 
 const opts: BreakerOptions = { failureThreshold: 3, baseEjectionMs: 1000, maxEjectionMs: 8000 };
 
-type Op = ['can', number] | ['ok', number] | ['fail', number] | ['trip', number] | ['release'];
+type Op =
+  | ['can', number]
+  | ['ok', number]
+  | ['fail', number]
+  | ['trip', number]
+  | ['reset', number]
+  | ['release'];
 
 const show = (t: BreakerTransition) =>
   `${t.from}→${t.to}@${t.at}${t.ejectionMs === undefined ? '' : `+${t.ejectionMs}`}`;
@@ -22,6 +28,7 @@ function run(b: CircuitBreaker, ops: Op[]): { allowed: boolean[]; transitions: s
     if (op[0] === 'can') allowed.push(b.canRequest(op[1]));
     else if (op[0] === 'release') b.releaseProbe();
     else if (op[0] === 'trip') assert.equal(b.trip(op[1]), b.transition);
+    else if (op[0] === 'reset') assert.equal(b.reset(op[1]), b.transition);
     else {
       const returned = op[0] === 'ok' ? b.onSuccess(op[1]) : b.onFailure(op[1]);
       assert.equal(returned, b.transition, 'onSuccess/onFailure return the transition they made');
@@ -252,6 +259,18 @@ describe('CircuitBreaker.trip', () => {
       ops: [...trip, ['can', 1010], ['trip', 1020]],
       want: [tripped, 'open→half-open@1010', 'half-open→open@1020+2000'],
     },
+    {
+      name: 'reset ends an ejection early, and the next one is longer',
+      ops: [
+        ['trip', 0],
+        ['reset', 100],
+        ['can', 101],
+        ['trip', 200],
+      ],
+      want: ['closed→open@0+1000', 'open→closed@100', 'closed→open@200+2000'],
+      allowed: [true],
+    },
+    { name: 'reset of a closed breaker changes nothing', ops: [['reset', 5]], want: [] },
   ];
   for (const row of table) {
     it(row.name, () => {

@@ -156,6 +156,16 @@ export class CircuitBreaker {
     return this.last;
   }
 
+  /**
+   * Ends an ejection early: the reason for it is gone (a stalled instance answered again). The
+   * ejection count is kept, so an instance that keeps stalling is held out longer each time.
+   */
+  reset(now: number): BreakerTransition | undefined {
+    this.last = undefined;
+    if (this.current !== 'closed') this.close(now);
+    return this.last;
+  }
+
   /** The probe was abandoned (client gone) with no verdict: let the next request probe instead. */
   releaseProbe(): void {
     this.last = undefined;

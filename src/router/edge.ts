@@ -4,10 +4,11 @@
 // line and raw headers and says what to do; nothing reaches an instance, no breaker hears of it.
 import { YggError } from '../core/errors.js';
 
+/** What of a request the edge reads (an IncomingMessage is one). */
 export interface RequestHead {
-  method: string;
+  method?: string | undefined;
   /** The request target as sent (req.url). */
-  url: string;
+  url?: string | undefined;
   /** "1.1", "1.0". */
   httpVersion: string;
   /** Header names and values as sent, alternating (req.rawHeaders). */
@@ -27,7 +28,8 @@ const refuse = (message: string): EdgeVerdict => ({
 });
 
 export function checkRequest(head: RequestHead): EdgeVerdict {
-  const { method, url } = head;
+  const method = head.method ?? 'GET';
+  const url = head.url ?? '/';
   let host: string | undefined;
   let hosts = 0;
   let chunked = false;

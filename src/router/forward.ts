@@ -22,12 +22,14 @@ export interface ForwardRequest {
   /** Body to send: a buffered body, the client's stream (lazy), or nothing. */
   body: Readable | Buffer | null;
   /** Why a streamed body failed on the client's side, if it did. */
-  bodyError?: () => Error | undefined;
+  bodyError?: (() => Error | undefined) | undefined;
   timeoutMs: number;
   /** Extra response headers (set before the instance's headers are written). */
-  responseHeaders?: Record<string, string>;
+  responseHeaders?: Record<string, string> | undefined;
+  /** performance.now() when the request arrived (passed back to onHeaders). */
+  started: number;
   /** Called when the instance's answer starts (its status and headers are written to the client). */
-  onHeaders?: () => void;
+  onHeaders?: ((instance: string, status: number, started: number) => void) | undefined;
 }
 
 /**
@@ -90,7 +92,7 @@ export function forward(lease: Lease, f: ForwardRequest): Promise<ForwardOutcome
         out[INSTANCE_HEADER] = up.id;
         if (f.responseHeaders) Object.assign(out, f.responseHeaders);
         res.writeHead(statusCode, out);
-        f.onHeaders?.();
+        f.onHeaders?.(up.id, statusCode, f.started);
         return res;
       },
       (err) => {

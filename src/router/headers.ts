@@ -42,8 +42,22 @@ function forwardedValue(v: string): string {
   return /^[!#$%&'*+\-.^_`|~\w]+$/.test(v) ? v : `"${v.replace(/(["\\])/g, '\\$1')}"`;
 }
 
+/** The last value formatted: clients of one host and one peer repeat them (a regex a request saved). */
+function lastOne(format: (v: string) => string): (v: string) => string {
+  let key = '';
+  let value = format('');
+  return (v) => {
+    if (v !== key) {
+      key = v;
+      value = format(v);
+    }
+    return value;
+  };
+}
+
+const hostValue = lastOne(forwardedValue);
 /** An RFC 7239 node: IPv6 bracketed (and so quoted). */
-const forwardedNode = (addr: string) => (addr.includes(':') ? `"[${addr}]"` : forwardedValue(addr));
+const forwardedNode = lastOne((addr) => (addr.includes(':') ? `"[${addr}]"` : forwardedValue(addr)));
 
 export interface UpstreamHeaderOptions {
   trustedProxies: AddressList;
@@ -73,7 +87,7 @@ export function upstreamHeaders(
   out['x-forwarded-for'] = priorFor ? `${priorFor}, ${peer}` : peer;
   out['x-forwarded-proto'] = proto;
   out['x-forwarded-host'] = publicHost;
-  const element = `for=${forwardedNode(peer)}${host ? `;host=${forwardedValue(host)}` : ''};proto=${proto}`;
+  const element = `for=${forwardedNode(peer)}${host ? `;host=${hostValue(host)}` : ''};proto=${proto}`;
   const priorForwarded = trusted ? joined(src.forwarded) : undefined;
   out.forwarded = priorForwarded ? `${priorForwarded}, ${element}` : element;
   if (opts.sessionId !== undefined) out[SESSION_HEADER] = opts.sessionId;

@@ -5,12 +5,16 @@
 // MAX_BODY_BYTES, for bodies without Content-Length) and in time (408 when the client has not sent it
 // all within CLIENT_BODY_TIMEOUT_MS of the first read), so a slow upload cannot hold a slot for long.
 import { Readable } from 'node:stream';
+import type { Deadline, Deadlines } from '../core/deadlines.js';
 import { YggError } from '../core/errors.js';
+import { clientTimeout } from '../core/http.js';
 
 export interface LazyBodyOptions {
   maxBytes: number;
   /** Longest time from the first read to the end of the body. */
   timeoutMs: number;
+  /** Where the deadline is kept (one timer for every body). */
+  deadlines: Deadlines;
   /** Called once, at the first read (send 100 Continue). */
   onStart?: () => void;
 }
@@ -27,7 +31,7 @@ export function lazyBody(source: Readable, opts: LazyBodyOptions): LazyBody {
   let started = false;
   let seen = 0;
   let failure: Error | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Deadline | undefined;
   const fail = (err: Error) => {
     failure ??= err;
     stream.destroy(err);
@@ -45,7 +49,7 @@ export function lazyBody(source: Readable, opts: LazyBodyOptions): LazyBody {
     if (!stream.push(chunk)) source.pause();
   };
   const onEnd = () => {
-    clearTimeout(timer);
+    timer?.cancel();
     stream.push(null);
   };
   const onError = (err: Error) => fail(err);
@@ -54,17 +58,7 @@ export function lazyBody(source: Readable, opts: LazyBodyOptions): LazyBody {
       if (!started) {
         started = true;
         opts.onStart?.();
-        timer = setTimeout(
-          () =>
-            fail(
-              new YggError(
-                'YGG_ERR_CLIENT_TIMEOUT',
-                `the request body did not arrive within CLIENT_BODY_TIMEOUT_MS=${opts.timeoutMs}`,
-              ),
-            ),
-          opts.timeoutMs,
-        );
-        timer.unref();
+        timer = opts.deadlines.after(opts.timeoutMs, () => fail(clientTimeout(opts.timeoutMs)));
         source.on('data', onData);
         source.once('end', onEnd);
         source.once('error', onError);
@@ -72,7 +66,7 @@ export function lazyBody(source: Readable, opts: LazyBodyOptions): LazyBody {
       source.resume();
     },
     destroy(err, done) {
-      clearTimeout(timer);
+      timer?.cancel();
       source.off('data', onData);
       source.off('end', onEnd);
       source.off('error', onError);

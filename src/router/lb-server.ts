@@ -51,12 +51,7 @@ export function createLbServer(opts: LbServerOptions): Server {
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
-    const edge = checkRequest({
-      method: req.method ?? 'GET',
-      url: req.url ?? '/',
-      httpVersion: req.httpVersion,
-      rawHeaders: req.rawHeaders,
-    });
+    const edge = checkRequest(req);
     if (edge.kind === 'refuse') {
       sendError(res, edge.error, { connection: 'close' });
       return;
@@ -102,12 +97,7 @@ export function createLbServer(opts: LbServerOptions): Server {
   server.keepAliveTimeout = 65_000;
   server.on('upgrade', (req, socket, head) => {
     if (opts.skipUpgrade?.(req)) return;
-    const edge = checkRequest({
-      method: req.method ?? 'GET',
-      url: req.url ?? '/',
-      httpVersion: req.httpVersion,
-      rawHeaders: req.rawHeaders,
-    });
+    const edge = checkRequest(req);
     if (edge.kind !== 'pass') {
       const err =
         edge.kind === 'refuse' ? edge.error : new YggError('YGG_ERR_BAD_REQUEST', 'nothing to upgrade');

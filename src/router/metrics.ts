@@ -2,6 +2,7 @@
 // session affinity, retries and circuit breakers. Labels stay bounded: instance ids (≤ MAX_INSTANCES),
 // status codes and small enums, never paths or session ids.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot-metrics.js';
 import type { UpstreamSet } from './upstreams.js';
 
 export interface RouterMetricsSource {
@@ -12,6 +13,7 @@ export interface RouterMetricsSource {
 }
 
 const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 export function createRouterMetrics(source: RouterMetricsSource, registry = new Registry()) {
   new Gauge({
@@ -54,26 +56,27 @@ export function createRouterMetrics(source: RouterMetricsSource, registry = new 
   });
   return {
     registry,
-    requests: new Counter({
-      name: 'yggdrasil_router_requests_total',
-      help: 'Requests answered by the router, by instance ("none" when no instance was reached) and status code.',
-      labelNames: ['instance', 'code'],
-      registers: [registry],
-    }),
-    duration: new Histogram({
-      name: 'yggdrasil_router_request_duration_seconds',
-      help: 'Time from the request reaching the router to the end of its answer (queue wait included), by instance.',
-      labelNames: ['instance'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-      registers: [registry],
-    }),
-    ttfb: new Histogram({
-      name: 'yggdrasil_router_time_to_first_byte_seconds',
-      help: "Time from the request reaching the router to the instance's answer starting (queue wait included), by instance: the latency SLO (a stream's length is not latency).",
-      labelNames: ['instance'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-      registers: [registry],
-    }),
+    // The three observed on every request are hot metrics (hot-metrics.ts): the same series, cheaper.
+    requests: new HotCounter(
+      'yggdrasil_router_requests_total',
+      'Requests answered by the router, by instance ("none" when no instance was reached) and status code.',
+      ['instance', 'code'],
+      registry,
+    ),
+    duration: new HotHistogram(
+      'yggdrasil_router_request_duration_seconds',
+      'Time from the request reaching the router to the end of its answer (queue wait included), by instance.',
+      ['instance'],
+      LATENCY_BUCKETS,
+      registry,
+    ),
+    ttfb: new HotHistogram(
+      'yggdrasil_router_time_to_first_byte_seconds',
+      "Time from the request reaching the router to the instance's answer starting (queue wait included), by instance: the latency SLO (a stream's length is not latency).",
+      ['instance'],
+      LATENCY_BUCKETS,
+      registry,
+    ),
     stalls: new Counter({
       name: 'yggdrasil_router_stalls_total',
       help: 'Times an instance was ejected because its requests waited for an answer far longer than the pool usually takes (OUTLIER_STALL_MS).',

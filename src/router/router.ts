@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceState } from '../controller/instance.js';
 import { type AddressList, parseAddressList } from '../core/address-list.js';
 import { fullJitter } from '../core/backoff.js';
+import { Deadlines } from '../core/deadlines.js';
 import { YggError } from '../core/errors.js';
 import { readBody, sendError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
@@ -57,6 +58,8 @@ export interface RouterOptions {
   onBreaker?: (instance: string, t: BreakerTransition) => void;
   /** Asks for a new incarnation of an instance that stays bad. */
   onReplace?: (instance: string, reason: string) => void;
+  /** A health check of a suspect instance now (false: it failed). */
+  probe?: (instance: string) => Promise<boolean | undefined>;
   sessions?: SessionStore;
   random?: () => number;
   now?: () => number;
@@ -87,6 +90,9 @@ interface Placement {
 
 /** Bodies up to this size with a Content-Length are read before a slot is taken (Envoy buffers for retries the same way). */
 const SMALL_BODY_BYTES = 64 * 1024;
+/** What an attempt that threw before forward() settled counts as: nothing (a neutral verdict). */
+const NO_OUTCOME: ForwardOutcome = { kind: 'aborted' };
+const MOVED = { [SESSION_MOVED_HEADER]: '1' };
 const SHUTTING_DOWN = () =>
   new YggError('YGG_ERR_SHUTTING_DOWN', 'the router is stopping', { retryAfterSeconds: 1 });
 
@@ -99,6 +105,9 @@ export class Router {
   private readonly random: () => number;
   private readonly now: () => number;
   private readonly clientBodyTimeoutMs: number;
+  /** Deadlines of request bodies (CLIENT_BODY_TIMEOUT_MS), on one timer. */
+  private readonly bodyDeadlines: Deadlines;
+  private readonly bodyDeadline: { ms: number; clock: Deadlines };
   private sessionSweep: NodeJS.Timeout;
   private closing = false;
   private readonly recorders = new Map<
@@ -117,6 +126,12 @@ export class Router {
     this.now = opts.now ?? Date.now;
     this.trusted = parseAddressList(opts.trustedProxies ?? '');
     this.clientBodyTimeoutMs = opts.clientBodyTimeoutMs ?? 30_000;
+    this.bodyDeadlines = new Deadlines(
+      Math.max(10, Math.min(250, this.clientBodyTimeoutMs / 4)),
+      Date.now,
+      (err) => opts.logger.error({ err }, 'request body deadline failed'),
+    );
+    this.bodyDeadline = { ms: this.clientBodyTimeoutMs, clock: this.bodyDeadlines };
     this.metrics = createRouterMetrics({
       upstreams: this.upstreams,
       queueLength: () => this.slots.queued,
@@ -137,6 +152,7 @@ export class Router {
       outlook: opts.outlook,
       onBreaker: opts.onBreaker,
       onReplace: opts.onReplace,
+      probe: opts.probe,
     });
     this.sessionSweep = setInterval(() => {
       Promise.resolve(this.sessions.sweep(this.now())).catch((err: unknown) =>
@@ -269,6 +285,7 @@ export class Router {
     this.closing = true;
     clearInterval(this.sessionSweep);
     this.slots.close(SHUTTING_DOWN());
+    this.bodyDeadlines.close();
     return this.upstreams.close();
   }
 
@@ -292,21 +309,24 @@ export class Router {
     const { req, res } = ex;
     const method = req.method ?? 'GET';
     const bodyless = method === 'GET' || method === 'HEAD';
+    // Only a client that sent Expect: 100-continue needs telling (no closure on the common path).
     let continued = false;
-    const goOn = () => {
-      if (ex.expectsContinue && !continued && !res.headersSent) {
-        continued = true;
-        res.writeContinue();
-      }
-    };
+    const goOn = ex.expectsContinue
+      ? () => {
+          if (!continued && !res.headersSent) {
+            continued = true;
+            res.writeContinue();
+          }
+        }
+      : undefined;
     // A small body with a declared length is read first (before a slot is taken): one write upstream,
     // safe to send again on a retry, and a slow client holds no slot. Larger or chunked bodies stream.
     let buffered: Buffer | null = null;
     const declared = req.headers['content-length'];
     if (!bodyless && declared !== undefined && Number(declared) <= SMALL_BODY_BYTES) {
-      goOn();
+      goOn?.();
       try {
-        buffered = await readBody(req, SMALL_BODY_BYTES, this.clientBodyTimeoutMs);
+        buffered = await readBody(req, SMALL_BODY_BYTES, this.bodyDeadline);
       } catch (err) {
         if (err instanceof YggError) return this.refuse(res, err, ex.started, 'none', true);
         return this.record('none', 499, ex.started);
@@ -340,9 +360,10 @@ export class Router {
           : lazyBody(req, {
               maxBytes: this.opts.maxBodyBytes,
               timeoutMs: this.clientBodyTimeoutMs,
+              deadlines: this.bodyDeadlines,
               onStart: goOn,
             });
-      let outcome: ForwardOutcome = { kind: 'aborted' };
+      let outcome: ForwardOutcome = NO_OUTCOME;
       try {
         outcome = await forward(lease, {
           req,
@@ -350,11 +371,11 @@ export class Router {
           path: ex.target,
           headers,
           body: buffered ?? body?.stream ?? null,
-          ...(body ? { bodyError: body.failure } : {}),
+          bodyError: body?.failure,
           timeoutMs: this.opts.requestTimeoutMs,
-          ...(movedOnce ? { responseHeaders: { [SESSION_MOVED_HEADER]: '1' } } : {}),
-          onHeaders: () =>
-            this.recorder(up.id, res.statusCode).ttfb.observe((performance.now() - ex.started) / 1000),
+          responseHeaders: movedOnce ? MOVED : undefined,
+          started: ex.started,
+          onHeaders: this.onHeaders,
         });
       } finally {
         lease.release(verdictOf(outcome, this.opts.breakerCount5xx ?? false));
@@ -421,7 +442,6 @@ export class Router {
           up !== exclude &&
           up.incarnation === b.incarnation &&
           !up.draining &&
-          up.stalledAt === undefined &&
           up.breaker.available(now)
         ) {
           pinned = up;
@@ -510,6 +530,11 @@ export class Router {
     this.recorder(instance, err.status).ttfb.observe((performance.now() - started) / 1000);
     this.record(instance, err.status, started);
   }
+
+  /** The instance's answer started: time to first byte (one function, made once, for every request). */
+  private readonly onHeaders = (instance: string, status: number, started: number): void => {
+    this.recorder(instance, status).ttfb.observe((performance.now() - started) / 1000);
+  };
 
   /** Labelled children are cached: prom-client hashes the label set on every unlabelled call. */
   private recorder(instance: string, status: number) {

@@ -10,7 +10,7 @@ import type { Verdict } from './attribution.js';
 import { pickTwoChoices } from './balancer.js';
 import type { BreakerTransition } from './breaker.js';
 import type { RouterMetrics } from './metrics.js';
-import { isStalled, type StallOptions, stallThreshold, TtfbWindow } from './stall.js';
+import { type StallOptions, stallThreshold, stallVerdict, TtfbWindow } from './stall.js';
 import type { Upstream, UpstreamChange, UpstreamSet } from './upstreams.js';
 import { type PoolOutlook, WaitingRoom } from './waiting-room.js';
 
@@ -67,6 +67,8 @@ export interface SlotPoolOptions {
   onBreaker?: ((instance: string, t: BreakerTransition) => void) | undefined;
   /** Asks for a new incarnation of an instance that stays bad (stalled or ejected again and again). */
   onReplace?: ((instance: string, reason: string) => void) | undefined;
+  /** A health check of a suspect instance now: false = it failed (undefined: no verdict). */
+  probe?: ((instance: string) => Promise<boolean | undefined>) | undefined;
 }
 
 export class SlotPool {
@@ -176,6 +178,7 @@ export class SlotPool {
     lease.up.awaiting.delete(lease);
     lease.up.lastResponseAt = now;
     this.ttfb.add(now - lease.grantedAt);
+    if (lease.up.stalledAt !== undefined) this.recover(lease.up, now);
   }
 
   /** @internal Lease.release: the only place a slot is given back. */
@@ -195,9 +198,9 @@ export class SlotPool {
 
   // ---- choosing ----------------------------------------------------------------------------------
 
-  /** Whether `up` may get requests now: its breaker lets them and it is not held for stalling. */
+  /** Whether `up` may get requests now: its breaker lets them (a stall ejects through the breaker too). */
   private usable(up: Upstream, now: number): boolean {
-    return up.stalledAt === undefined && up.breaker.available(now);
+    return up.breaker.available(now);
   }
 
   /** Asks the breaker to let one request in, reporting the open → half-open change it may make. */
@@ -240,36 +243,80 @@ export class SlotPool {
   }
 
   /**
-   * Outlier detection by time to first byte (stall.ts): an instance that stalls is ejected at once;
-   * still stalled when its ejection ends, it is replaced.
+   * Outlier detection by time to first byte (stall.ts): an instance that stalls is ejected at once
+   * and is back as soon as it answers. When its ejection ends it gets one request (the half-open
+   * probe); if that too waits with no answer, it stays bad and is replaced. A lone late request never
+   * gets an instance replaced (a legitimately long one is unharmed).
    */
   private checkStalls(now: number): void {
     const threshold = stallThreshold(this.ttfb, this.opts.stall);
     for (const up of this.opts.upstreams.all()) {
       if (up.awaiting.size === 0 && up.stalledAt === undefined) continue;
       const waits = { waitingSince: grantTimes(up.awaiting), lastResponseAt: up.lastResponseAt };
-      if (!isStalled(waits, now, threshold, this.opts.stall.minWaiting)) {
-        if (up.stalledAt !== undefined) {
-          this.opts.logger.info({ instance: up.id }, 'instance answers again after a stall');
-          up.stalledAt = undefined;
-          this.room.pumpAll();
-        }
-        continue;
-      }
-      if (up.stalledAt === undefined) {
-        up.stalledAt = now;
-        this.opts.metrics.stalls.inc({ instance: up.id });
-        this.opts.logger.warn(
-          { instance: up.id, waiting: up.awaiting.size, thresholdMs: Math.round(threshold) },
-          `instance stalled: requests waited over ${Math.round(threshold)} ms for an answer; ejecting it`,
-        );
-        const t = up.breaker.trip(now);
-        if (t) this.onBreakerTransition(up, t);
-        else this.room.unpin(up.id);
-      } else if (up.breaker.available(now)) {
+      const verdict = stallVerdict(waits, now, threshold, this.opts.stall.minWaiting);
+      if (verdict === 'ok' && up.stalledAt !== undefined) {
+        this.recover(up, now);
+      } else if (up.stalledAt === undefined) {
+        if (verdict === 'suspect') this.suspect(up, now, threshold);
+        else if (verdict === 'lone')
+          this.eject(
+            up,
+            now,
+            `a request waited over ${Math.round(2 * threshold)} ms for an answer`,
+            threshold,
+          );
+        else if (verdict === 'stalled')
+          this.eject(up, now, `requests waited over ${Math.round(threshold)} ms for an answer`, threshold);
+      } else if (verdict === 'stalled' && up.breaker.state(now) === 'half-open') {
+        // Its ejection is over and it still answers nothing, the probe included: it stays bad.
         this.replace(up, `stalled for ${Math.round(now - up.stalledAt + threshold)} ms with no answer`);
       }
     }
+  }
+
+  /** A stalled instance answered: its ejection was for the stall only, so it is back at once. */
+  private recover(up: Upstream, now: number): void {
+    this.opts.logger.info({ instance: up.id }, 'instance answers again after a stall');
+    up.stalledAt = undefined;
+    const t = up.stallOpened ? up.breaker.reset(now) : undefined;
+    up.stallOpened = false;
+    if (t) this.onBreakerTransition(up, t);
+    this.room.pumpAll();
+  }
+
+  /** Holds a stalled instance out of the pool (its breaker opens) until it answers again. */
+  private eject(up: Upstream, now: number, why: string, threshold: number): void {
+    up.stalledAt = now;
+    this.opts.metrics.stalls.inc({ instance: up.id });
+    this.opts.logger.warn(
+      { instance: up.id, waiting: up.awaiting.size, thresholdMs: Math.round(threshold) },
+      `instance stalled: ${why}; ejecting it`,
+    );
+    const t = up.breaker.trip(now);
+    up.stallOpened = t !== undefined;
+    if (t) this.onBreakerTransition(up, t);
+    else this.room.unpin(up.id);
+  }
+
+  /** One request has waited too long: a health check now says whether the instance is frozen. */
+  private suspect(up: Upstream, now: number, threshold: number): void {
+    const probe = this.opts.probe;
+    if (!probe || up.probing || (up.probedAt !== undefined && now - up.probedAt < threshold)) return;
+    up.probing = true;
+    probe(up.id)
+      .then((healthy) => {
+        const at = this.opts.now();
+        up.probedAt = at;
+        if (healthy === false && up.stalledAt === undefined && this.opts.upstreams.get(up.id) === up) {
+          this.eject(up, at, 'a request waited with no answer and its health check failed', threshold);
+        }
+      })
+      .catch((err: unknown) =>
+        this.opts.logger.warn({ err, instance: up.id }, 'health check of a suspect failed'),
+      )
+      .finally(() => {
+        up.probing = false;
+      });
   }
 
   private replace(up: Upstream, reason: string): void {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isStalled, stallThreshold, TtfbWindow } from './stall.js';
+import { stallThreshold, stallVerdict, TtfbWindow } from './stall.js';
 
 const windowOf = (values: number[], size?: number) => {
   const w = new TtfbWindow(size);
@@ -38,38 +38,40 @@ describe('stallThreshold', () => {
     it(row.name, () => assert.equal(stallThreshold(windowOf(row.samples), opts), row.want));
 });
 
-describe('isStalled', () => {
+describe('stallVerdict', () => {
   const table: Array<{
     name: string;
     waiting: number[];
     lastResponseAt?: number;
     now: number;
     threshold?: number;
-    want: boolean;
+    want: 'ok' | 'suspect' | 'lone' | 'stalled';
   }> = [
-    { name: 'nothing waiting', waiting: [], now: 10_000, want: false },
-    { name: 'one long request alone proves nothing', waiting: [0], now: 10_000, want: false },
-    { name: 'two requests past the threshold, no answer', waiting: [0, 500], now: 3000, want: true },
-    { name: 'two waiting, one not long enough yet', waiting: [0, 1500], now: 3000, want: false },
+    { name: 'nothing waiting', waiting: [], now: 10_000, want: 'ok' },
+    { name: 'one request past the threshold is a suspect', waiting: [0], now: 3000, want: 'suspect' },
+    { name: 'one request past twice the threshold: lone', waiting: [0], now: 4000, want: 'lone' },
+    { name: 'two requests past the threshold, no answer', waiting: [0, 500], now: 3000, want: 'stalled' },
+    { name: 'two waiting, one not long enough yet', waiting: [0, 1500], now: 3000, want: 'suspect' },
+    { name: 'waiting, none long enough', waiting: [1500, 1600], now: 3000, want: 'ok' },
     {
       name: 'an answer started within the threshold: making progress',
       waiting: [0, 100, 200],
       lastResponseAt: 2000,
       now: 3000,
-      want: false,
+      want: 'ok',
     },
     {
       name: 'the last answer is older than the threshold',
       waiting: [1000, 1100],
       lastResponseAt: 900,
       now: 3200,
-      want: true,
+      want: 'stalled',
     },
-    { name: 'detection off (threshold 0)', waiting: [0, 0, 0], now: 10_000, threshold: 0, want: false },
+    { name: 'detection off (threshold 0)', waiting: [0, 0, 0], now: 10_000, threshold: 0, want: 'ok' },
   ];
   for (const row of table) {
     it(row.name, () => {
-      const got = isStalled(
+      const got = stallVerdict(
         { waitingSince: row.waiting, lastResponseAt: row.lastResponseAt },
         row.now,
         row.threshold ?? 2000,

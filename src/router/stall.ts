@@ -1,7 +1,10 @@
 // Passive health by time to first byte (outlier detection for agents whose /health passes while their
 // requests hang, and for frozen ones that accept connections and never answer). An instance is stalled
 // when at least `minWaiting` of its requests have waited longer than the threshold for response headers
-// and it started no answer in that time. The threshold adapts to the workload: the longest of
+// and it started no answer in that time, or when one request alone has waited twice as long; one such
+// request makes it a suspect before that, and a health check of it decides at once (a frozen instance
+// fails it). An ejected instance that answers again is back at once. The threshold adapts to the
+// workload: the longest of
 // OUTLIER_STALL_MS, 10 × the pool's p99 time to first byte and 2 × the longest one seen recently, so a
 // pool of agents that legitimately take minutes is judged on minutes. Pure: `now` is an argument.
 
@@ -71,11 +74,28 @@ export interface InstanceWaits {
   lastResponseAt: number | undefined;
 }
 
-export function isStalled(w: InstanceWaits, now: number, thresholdMs: number, minWaiting = 2): boolean {
-  if (thresholdMs <= 0) return false;
+/**
+ * With no answer from the instance for the threshold: `stalled` when at least `minWaiting` requests
+ * waited past the threshold; `lone` when only one did but for twice as long (a hung instance gets few
+ * requests: the balancer sends them where fewer are in flight); `suspect` when one waited past it (a
+ * health check decides whether the instance is frozen); `ok` otherwise.
+ */
+export function stallVerdict(
+  w: InstanceWaits,
+  now: number,
+  thresholdMs: number,
+  minWaiting = 2,
+): 'ok' | 'suspect' | 'lone' | 'stalled' {
+  if (thresholdMs <= 0) return 'ok';
   const cutoff = now - thresholdMs;
-  if (w.lastResponseAt !== undefined && w.lastResponseAt > cutoff) return false;
+  if (w.lastResponseAt !== undefined && w.lastResponseAt > cutoff) return 'ok';
   let old = 0;
-  for (const t of w.waitingSince) if (t <= cutoff && ++old >= minWaiting) return true;
-  return false;
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const t of w.waitingSince) {
+    if (t > cutoff) continue;
+    if (++old >= minWaiting) return 'stalled';
+    oldest = Math.min(oldest, t);
+  }
+  if (old === 0) return 'ok';
+  return oldest <= now - 2 * thresholdMs ? 'lone' : 'suspect';
 }

@@ -17,8 +17,13 @@ export class Upstream {
   lastResponseAt: number | undefined;
   /** Set (to when it was seen) while the stall detector holds the instance ejected. */
   stalledAt: number | undefined;
+  /** The stall opened its breaker (so an answer closes it again). */
+  stallOpened = false;
   /** The controller was asked to replace this incarnation. */
   replaceRequested = false;
+  /** The stall detector's health check of this suspect is out / when the last one answered. */
+  probing = false;
+  probedAt: number | undefined;
   readonly pool: Pool;
   readonly origin: string;
   readonly breaker: CircuitBreaker;

@@ -173,6 +173,40 @@ describe('passive health: stalled instances', () => {
   });
 });
 
+describe('passive health: no harm to a long request', () => {
+  it('a lone legitimately long request may eject its instance, which is back when it answers, never replaced', async () => {
+    await withCountingPlatform(
+      { MIN_INSTANCES: '2', MAX_INSTANCES: '2', SESSION_AFFINITY: 'false', BREAKER_RESET_MS: '3000' },
+      () => ({}),
+      async (p) => {
+        await p.controller.waitForReady(2, 15_000);
+        const traffic = load(p, 4);
+        await waitFor('a history of answers', async () => {
+          const text = await routerMetrics(p);
+          return (metric(text, 'yggdrasil_router_requests_total', 'instance="agent-1",code="200"') ?? 0) > 30;
+        });
+        // Quiet, then one long request alone: nothing else shows agent-1 is working.
+        await traffic.stop();
+        const long = await fetch(`${p.lbUrl}/agent/agent-1/process`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ id: 'long', workMs: 5000 }),
+        });
+        assert.equal(long.status, 200, 'the long request was served whole');
+        await settled(p);
+        assert.deepEqual(
+          eventsOf(p, 'instance_failed').map((e) => e.message),
+          [],
+          'no instance was replaced',
+        );
+        const seen = eventsOf(p, 'breaker', 'agent-1').map((e) => e.data?.to);
+        assert.deepEqual(seen, ['open', 'closed'], 'ejected while it looked stalled, back when it answered');
+        assert.equal(p.router.breakerStates()['agent-1']?.state, 'closed');
+      },
+    );
+  });
+});
+
 describe('restart policy', () => {
   it('repeated kills of healthy instances refill the pool at once: never 0 ready, no backoff', async () => {
     const p = await bootPlatform({ MIN_INSTANCES: '3', MAX_INSTANCES: '3', RESTART_BACKOFF_MS: '2000' });
