@@ -5,8 +5,10 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { run as runChaos } from './chaos.js';
 import { measureColdStart } from './cold-start.js';
 import { run as runControlPlane } from './control-plane.js';
+import { run as runDataPlane } from './data-plane.js';
 import { run as runFootprint } from './footprint.js';
 import { canPin } from './procs.js';
 import { run as runProfile } from './profile.js';
@@ -62,6 +64,8 @@ const SECTIONS: Array<{
 }> = [
   { name: 'throughput', run: runThroughput },
   { name: 'overload', run: runOverload },
+  { name: 'data-plane', run: runDataPlane },
+  { name: 'chaos', run: runChaos },
   { name: 'cold-start', run: coldStart },
   { name: 'scaling', run: runScaling },
   { name: 'footprint', run: runFootprint },

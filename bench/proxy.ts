@@ -3,6 +3,7 @@
 // keepalive), interleaved A B C D A B C D with medians; the latency the router adds at a fixed
 // 1000 req/s (open loop); and an overload burst where nginx's max_conns refuses and the router queues.
 import { median, round } from '../src/core/stats.js';
+import { prepareBaseline } from './baseline.js';
 import { startNginx } from './nginx.js';
 import { openLoop } from './open-loop.js';
 import { cpuSeconds, LOADGEN_CPU, startPlatformProcess } from './procs.js';
@@ -18,17 +19,24 @@ interface Target {
 const PATH = '/api/bench';
 
 export async function runThroughput(opts: { quick: boolean }): Promise<BenchSection[]> {
-  const rounds = opts.quick ? 1 : 3;
+  const rounds = opts.quick ? 1 : 5;
   const seconds = opts.quick ? 2 : 5;
   const connections = 64;
   const platform = await startPlatformProcess({ MIN_INSTANCES: '1', MAX_INSTANCES: '1' });
   const agent = platform.agents[0]!;
   const nginx1 = await startNginx({ agentPorts: [agent.port], workers: 1 });
   const nginxAuto = await startNginx({ agentPorts: [agent.port], workers: 'auto' });
+  // The router before issue 9, built beside this one, measured in the same rounds (its own agent).
+  const baseline = opts.quick ? undefined : prepareBaseline();
+  const before = baseline
+    ? await startPlatformProcess({ MIN_INSTANCES: '1', MAX_INSTANCES: '1' }, [], baseline.tree)
+    : undefined;
+  const beforeName = baseline ? `router before (${baseline.commit})` : '';
   try {
     const targets: Target[] = [
       { name: 'direct (ceiling)', url: `http://127.0.0.1:${agent.port}${PATH}`, pids: () => [] },
       { name: 'yggdrasil router', url: `${platform.lbUrl}${PATH}`, pids: () => [platform.pid] },
+      ...(before ? [{ name: beforeName, url: `${before.lbUrl}${PATH}`, pids: () => [before.pid] }] : []),
       { name: 'nginx (1 worker)', url: `${nginx1.url}${PATH}`, pids: () => nginx1.pids() },
       { name: 'nginx (auto)', url: `${nginxAuto.url}${PATH}`, pids: () => nginxAuto.pids() },
     ];
@@ -58,6 +66,10 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
     const rps = (n: string) => med(n, 'rps');
     const routerVsNginx = rps('yggdrasil router') / rps('nginx (1 worker)');
     const routerVsDirect = rps('yggdrasil router') / rps('direct (ceiling)');
+    const routerVsBefore = before ? rps('yggdrasil router') / rps(beforeName) : undefined;
+    const cpuVsBefore = before
+      ? med('yggdrasil router', 'cpuUsPerReq') / med(beforeName, 'cpuUsPerReq')
+      : undefined;
 
     // Added latency at a fixed rate, open loop: router vs the same agent directly.
     const rate = 1000;
@@ -95,6 +107,11 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
           `wrk -t1 -c${connections}, ${seconds} s per run, ${rounds} interleaved round(s), medians; POST of a ~100-byte JSON body to ${PATH} of one reference agent.`,
           'wrk pinned to core 1, the servers (agent, router, nginx) to core 0 with taskset when available; CPU µs/req is the proxy process(es) CPU time over requests served.',
           `router / nginx (1 worker) = ${round(routerVsNginx, 2)}; router / direct = ${round(routerVsDirect, 2)}.`,
+          ...(routerVsBefore !== undefined && cpuVsBefore !== undefined
+            ? [
+                `${beforeName} is the router before issue 9's work (a git worktree built in this run, its own agent on the same core), interleaved with the others: router now / before = ${round(routerVsBefore, 3)} in req/s, ${round(cpuVsBefore, 3)} in CPU per request.`,
+              ]
+            : []),
         ],
         figures: {
           routerRps: rps('yggdrasil router'),
@@ -103,6 +120,9 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
           directRps: rps('direct (ceiling)'),
           routerVsNginx,
           routerVsDirect,
+          ...(routerVsBefore !== undefined && cpuVsBefore !== undefined
+            ? { routerVsBefore, cpuVsBefore }
+            : {}),
           routerCpuUsPerReq: med('yggdrasil router', 'cpuUsPerReq'),
           nginxCpuUsPerReq: med('nginx (1 worker)', 'cpuUsPerReq'),
           errors: rows.reduce((a, r) => a + Number(r.errors), 0),
@@ -125,6 +145,8 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
     await nginx1.stop();
     await nginxAuto.stop();
     await platform.stop();
+    await before?.stop();
+    baseline?.remove();
   }
 }
 

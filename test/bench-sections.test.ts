@@ -99,4 +99,17 @@ describe('benchmark sections (quick)', () => {
     assert.ok(s.figures.tickReconcileMedianMs! <= s.figures.tickReconcileP99Ms!);
     for (const k of ['decisionLoopGoalMet', 'rssGoalMet']) assert.ok([0, 1].includes(s.figures[k]!), k);
   });
+
+  it('Data plane: no slot is held after abandoned pipelined requests, and bad agents are ejected', {
+    timeout: 120_000,
+  }, async () => {
+    const { run } = await import('../bench/data-plane.js');
+    const [slots, eject] = await run({ quick: true });
+    assertShape(slots!, 'Slots after abandoned pipelined requests');
+    assert.equal(slots!.figures.slotsHeld, 0);
+    assert.equal(slots!.figures.servedAfter, 30);
+    assertShape(eject!, 'Ejecting a bad agent (defaults)');
+    assert.equal(eject!.figures.hungEjectedRuns, 1, 'the hung agent was ejected');
+    assert.equal(eject!.figures.frozenEjectedRuns, 1, 'the frozen agent was ejected');
+  });
 });
