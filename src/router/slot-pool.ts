@@ -27,13 +27,15 @@ export class Lease {
   private released = false;
   private answered = false;
 
+  /** `throughBreaker`: the breaker let this request in (not a named /agent/{id} request, which bypasses it). */
   constructor(
     readonly up: Upstream,
     private readonly owner: SlotPool,
     now: number,
+    throughBreaker: boolean,
   ) {
     this.grantedAt = now;
-    this.probe = up.breaker.state(now) === 'half-open';
+    this.probe = throughBreaker && up.breaker.state(now) === 'half-open';
   }
 
   /** The instance started its answer (the stall detector's evidence of progress). */
@@ -132,7 +134,7 @@ export class SlotPool {
         retryAfterSeconds: 1,
       });
     }
-    return this.grant(up, this.opts.now());
+    return this.grant(up, this.opts.now(), false);
   }
 
   /** Waits in the FIFO for a slot (on `pinned` when given); see WaitingRoom.wait. */
@@ -164,8 +166,8 @@ export class SlotPool {
   // ---- the lease's two ends ----------------------------------------------------------------------
 
   /** The only place a slot is taken. */
-  private grant(up: Upstream, now: number): Lease {
-    const lease = new Lease(up, this, now);
+  private grant(up: Upstream, now: number, throughBreaker = true): Lease {
+    const lease = new Lease(up, this, now, throughBreaker);
     up.inflight++;
     up.awaiting.add(lease);
     this.held++;
