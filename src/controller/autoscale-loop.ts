@@ -3,6 +3,7 @@
 // Also answers the activator: a request waiting with no instance ready triggers a decision at once.
 import { Gauge } from 'prom-client';
 import { KpaAutoscaler, type ScaleDecision } from '../autoscaler/kpa.js';
+import { every } from '../core/background.js';
 import type { Controller } from './controller.js';
 
 export interface AutoscaleLoopOptions {
@@ -80,13 +81,11 @@ export class AutoscaleLoop {
   }
 
   start(): void {
-    const every = (ms: number, fn: () => void) => {
-      const t = setInterval(fn, ms);
-      t.unref();
-      this.timers.push(t);
-    };
-    every(this.sampleEveryMs, () => this.sample(Date.now()));
-    every(this.opts.scaleIntervalMs, () => this.decide(Date.now()));
+    const onError = (loop: string, err: unknown) => this.opts.controller.backgroundError(loop, err);
+    this.timers.push(
+      every(this.sampleEveryMs, 'autoscaler sampling', () => this.sample(Date.now()), onError),
+      every(this.opts.scaleIntervalMs, 'autoscaler decisions', () => this.decide(Date.now()), onError),
+    );
   }
 
   stop(): void {

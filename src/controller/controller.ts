@@ -136,10 +136,12 @@ export class Controller {
   private readonly log: Logger;
   private readonly probe: NonNullable<ControllerOptions['probe']>;
   private readonly healthPath: string;
-  private readonly onBackgroundError = (loop: string, err: unknown) => {
+  /** Background work that failed (the controller's and the autoscaler's): logged and counted. */
+  readonly backgroundError = (loop: string, err: unknown): void => {
     this.metrics.backgroundErrors.inc({ loop });
     this.log.error({ err, loop }, `background task failed: ${loop}`);
   };
+  private readonly onBackgroundError = this.backgroundError;
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.logger.child({ part: 'controller' });

@@ -77,6 +77,12 @@ export function createRouterMetrics(source: RouterMetricsSource, registry = new 
       LATENCY_BUCKETS,
       registry,
     ),
+    backgroundErrors: new Counter({
+      name: 'yggdrasil_router_background_errors_total',
+      help: 'Errors of the router’s background work (queue sweep, stall checks, session sweep, body deadlines), by task: each is logged.',
+      labelNames: ['loop'],
+      registers: [registry],
+    }),
     stalls: new Counter({
       name: 'yggdrasil_router_stalls_total',
       help: 'Times an instance was ejected because its requests waited for an answer far longer than the pool usually takes (OUTLIER_STALL_MS).',

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceState } from '../controller/instance.js';
 import { type AddressList, parseAddressList } from '../core/address-list.js';
+import { type BackgroundErrorHandler, every } from '../core/background.js';
 import { fullJitter } from '../core/backoff.js';
 import { Deadlines } from '../core/deadlines.js';
 import { YggError } from '../core/errors.js';
@@ -129,7 +130,7 @@ export class Router {
     this.bodyDeadlines = new Deadlines(
       Math.max(10, Math.min(250, this.clientBodyTimeoutMs / 4)),
       Date.now,
-      (err) => opts.logger.error({ err }, 'request body deadline failed'),
+      (err) => this.onBackgroundError('body deadlines', err),
     );
     this.bodyDeadline = { ms: this.clientBodyTimeoutMs, clock: this.bodyDeadlines };
     this.metrics = createRouterMetrics({
@@ -153,14 +154,21 @@ export class Router {
       onBreaker: opts.onBreaker,
       onReplace: opts.onReplace,
       probe: opts.probe,
+      onError: this.onBackgroundError,
     });
-    this.sessionSweep = setInterval(() => {
-      Promise.resolve(this.sessions.sweep(this.now())).catch((err: unknown) =>
-        opts.logger.warn({ err }, 'session sweep failed'),
-      );
-    }, 10_000);
-    this.sessionSweep.unref();
+    this.sessionSweep = every(
+      10_000,
+      'session sweep',
+      () => this.sessions.sweep(this.now()),
+      this.onBackgroundError,
+    );
   }
+
+  /** Background work that failed: logged and counted, never an unhandled rejection. */
+  private readonly onBackgroundError: BackgroundErrorHandler = (loop, err) => {
+    this.metrics.backgroundErrors.inc({ loop });
+    this.opts.logger.error({ err, loop }, `router background task failed: ${loop}`);
+  };
 
   // ---- load, as the controller and autoscaler see it --------------------------------------------
 

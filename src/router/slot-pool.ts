@@ -4,6 +4,7 @@
 // happens here. The router decides where a request should go (sessions, named instances); this decides
 // whether it may, and when.
 import type { EventEmitter } from 'node:events';
+import { type BackgroundErrorHandler, every } from '../core/background.js';
 import { YggError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Verdict } from './attribution.js';
@@ -71,6 +72,8 @@ export interface SlotPoolOptions {
   onReplace?: ((instance: string, reason: string) => void) | undefined;
   /** A health check of a suspect instance now: false = it failed (undefined: no verdict). */
   probe?: ((instance: string) => Promise<boolean | undefined>) | undefined;
+  /** Where errors of the background work (stall checks, queue sweeps) go. */
+  onError: BackgroundErrorHandler;
 }
 
 export class SlotPool {
@@ -93,11 +96,16 @@ export class SlotPool {
       pick: (now) => this.pick(now, undefined),
       onDemand: opts.onDemand,
       outlook: opts.outlook,
+      onError: opts.onError,
     });
     opts.upstreams.onChange((c) => this.onPoolChange(c));
     if (opts.stall.minStallMs > 0) {
-      this.stallTimer = setInterval(() => this.checkStalls(this.opts.now()), STALL_CHECK_MS);
-      this.stallTimer.unref();
+      this.stallTimer = every(
+        STALL_CHECK_MS,
+        'stall checks',
+        () => this.checkStalls(this.opts.now()),
+        opts.onError,
+      );
     }
   }
 
@@ -313,9 +321,7 @@ export class SlotPool {
           this.eject(up, at, 'a request waited with no answer and its health check failed', threshold);
         }
       })
-      .catch((err: unknown) =>
-        this.opts.logger.warn({ err, instance: up.id }, 'health check of a suspect failed'),
-      )
+      .catch((err: unknown) => this.opts.onError('suspect health check', err))
       .finally(() => {
         up.probing = false;
       });

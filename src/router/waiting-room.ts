@@ -4,6 +4,7 @@
 // 503; a wait with no instance at all wakes the autoscaler (the activator), and when nothing is ready
 // or starting either, waiters are told so at once (YGG_ERR_NO_INSTANCES) instead of waiting it out.
 import type { EventEmitter } from 'node:events';
+import { type BackgroundErrorHandler, every as everyMs } from '../core/background.js';
 import { YggError } from '../core/errors.js';
 import { AdmissionQueue, type Waiter } from './admission-queue.js';
 import type { RouterMetrics } from './metrics.js';
@@ -41,6 +42,8 @@ export interface WaitingRoomOptions {
   onDemand?: (() => void) | undefined;
   /** Whether any capacity can come (see PoolOutlook); without it, waiters always wait. */
   outlook?: (() => PoolOutlook) | undefined;
+  /** Where an error of the sweep goes (logged and counted by the owner). */
+  onError?: BackgroundErrorHandler | undefined;
 }
 
 const noInstances = () =>
@@ -171,26 +174,32 @@ export class WaitingRoom {
   private ensureSweep(): void {
     if (this.sweepTimer) return;
     const timeout = this.opts.queueTimeoutMs;
-    const every = Math.max(5, Math.min(50, Math.floor(timeout / 10)));
-    this.sweepTimer = setInterval(() => {
-      for (const w of this.queue.expire(this.opts.now())) {
-        this.opts.metrics.queueRejections.inc({ reason: 'timeout' });
-        w.value.reject(
-          new YggError('YGG_ERR_CAPACITY', `no instance had a free slot within QUEUE_TIMEOUT_MS=${timeout}`, {
-            retryAfterSeconds: Math.max(1, Math.ceil(timeout / 10_000)),
-          }),
-        );
-      }
-      if (this.queue.length > 0 && this.nothingComing()) {
-        this.opts.metrics.queueRejections.inc({ reason: 'no_instances' }, this.queue.length);
-        this.rejectAll(noInstances());
-      }
-      this.pumpAll();
-      if (this.queue.length === 0 && this.sweepTimer) {
-        clearInterval(this.sweepTimer);
-        this.sweepTimer = undefined;
-      }
-    }, every);
-    this.sweepTimer.unref();
+    const tick = Math.max(5, Math.min(50, Math.floor(timeout / 10)));
+    this.sweepTimer = everyMs(
+      tick,
+      'queue sweep',
+      () => this.sweep(timeout),
+      this.opts.onError ?? (() => {}),
+    );
+  }
+
+  private sweep(timeout: number): void {
+    for (const w of this.queue.expire(this.opts.now())) {
+      this.opts.metrics.queueRejections.inc({ reason: 'timeout' });
+      w.value.reject(
+        new YggError('YGG_ERR_CAPACITY', `no instance had a free slot within QUEUE_TIMEOUT_MS=${timeout}`, {
+          retryAfterSeconds: Math.max(1, Math.ceil(timeout / 10_000)),
+        }),
+      );
+    }
+    if (this.queue.length > 0 && this.nothingComing()) {
+      this.opts.metrics.queueRejections.inc({ reason: 'no_instances' }, this.queue.length);
+      this.rejectAll(noInstances());
+    }
+    this.pumpAll();
+    if (this.queue.length === 0 && this.sweepTimer) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+    }
   }
 }

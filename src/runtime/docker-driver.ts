@@ -299,7 +299,9 @@ export class DockerDriver implements InstanceDriver {
           .catch(() => {});
       const exit: ExitInfo = { id, incarnation: r.handle.incarnation, code, signal: null, lastOutput };
       for (const l of this.exitListeners) l(exit);
-    })();
+    })().catch((err: unknown) =>
+      this.opts.logger.error({ err, instance: id }, 'reporting a container exit failed'),
+    );
   }
 
   private async lastLines(containerId: string): Promise<string[]> {
