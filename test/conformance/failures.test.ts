@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Platform } from '../../src/platform.js';
 import {
+  answered,
   countingAgent,
   logLines,
   metric,
@@ -75,14 +76,7 @@ describe('passive health: stalled instances', () => {
       async (p, dir) => {
         await p.controller.waitForReady(3, 15_000);
         const traffic = load(p, 12);
-        await waitFor('a history of answers', async () => {
-          const n = metric(
-            await routerMetrics(p),
-            'yggdrasil_router_requests_total',
-            'instance="agent-2",code="200"',
-          );
-          return (n ?? 0) > 30;
-        });
+        await answered(p, 'agent-2', 30);
         const hungAt = Date.now();
         writeFileSync(join(dir, 'mode'), 'agent-2 hang\n');
         const opened = await waitFor(
@@ -132,14 +126,7 @@ describe('passive health: stalled instances', () => {
       async (p) => {
         await p.controller.waitForReady(3, 15_000);
         const traffic = load(p, 12);
-        await waitFor('a history of answers', async () => {
-          const n = metric(
-            await routerMetrics(p),
-            'yggdrasil_router_requests_total',
-            'instance="agent-1",code="200"',
-          );
-          return (n ?? 0) > 30;
-        });
+        await answered(p, 'agent-1', 30);
         const pid = Number(p.controller.status().instances.find((i) => i.id === 'agent-1')?.meta.pid);
         const frozenAt = Date.now();
         process.kill(pid, 'SIGSTOP');
@@ -181,10 +168,7 @@ describe('passive health: no harm to a long request', () => {
       async (p) => {
         await p.controller.waitForReady(2, 15_000);
         const traffic = load(p, 4);
-        await waitFor('a history of answers', async () => {
-          const text = await routerMetrics(p);
-          return (metric(text, 'yggdrasil_router_requests_total', 'instance="agent-1",code="200"') ?? 0) > 30;
-        });
+        await answered(p, 'agent-1', 30);
         // Quiet, then one long request alone: nothing else shows agent-1 is working.
         await traffic.stop();
         const long = await fetch(`${p.lbUrl}/agent/agent-1/process`, {

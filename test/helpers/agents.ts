@@ -65,3 +65,10 @@ export function metric(text: string, name: string, labels = ''): number | undefi
 }
 
 export const routerMetrics = async (p: Platform) => (await fetch(`${p.lbUrl}/metrics`)).text();
+
+/** Waits until `instance` has answered more than `n` requests 200 (a history for the stall detector). */
+export const answered = (p: Platform, instance: string, n: number) =>
+  waitFor(`${instance} to answer ${n} requests`, async () => {
+    const text = await routerMetrics(p);
+    return (metric(text, 'yggdrasil_router_requests_total', `instance="${instance}",code="200"`) ?? 0) > n;
+  });
