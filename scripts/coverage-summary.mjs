@@ -1,18 +1,18 @@
 #!/usr/bin/env node
-// The end of `npm run test:coverage`: reads c8's coverage/coverage-summary.json, prints line, branch
+// The end of `npm run test:coverage`: reads c8's coverage-summary.json, prints line, branch
 // and function coverage per source folder (src/router, src/controller, …) and in total, and exits 1
 // when the total or a folder falls under its floor.
 import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 /** Floors in % of lines: the whole of src/, and any one folder. */
 const TOTAL_FLOOR = Number(process.env.COVERAGE_FLOOR ?? 90);
 const FOLDER_FLOOR = Number(process.env.COVERAGE_FOLDER_FLOOR ?? 75);
 
 const root = new URL('..', import.meta.url).pathname;
-const summary = JSON.parse(
-  readFileSync(new URL('../coverage/coverage-summary.json', import.meta.url), 'utf8'),
-);
+// COVERAGE_DIR: where c8 wrote its reports (the script's --reports-dir), coverage/ by default.
+const dir = resolve(root, process.env.COVERAGE_DIR ?? 'coverage');
+const summary = JSON.parse(readFileSync(join(dir, 'coverage-summary.json'), 'utf8'));
 const kinds = ['lines', 'branches', 'functions'];
 const folders = new Map();
 for (const [file, s] of Object.entries(summary)) {

@@ -3,7 +3,9 @@
 // `npm test` has just built, and rebuilding dist/ would race the other tests' agents started from it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -18,6 +20,8 @@ function coverage(floors: { total: number; folder: number }) {
   // Without the parent's NODE_TEST_CONTEXT, or node:test would take the run for a nested one.
   const { NODE_TEST_CONTEXT: _, ...env } = process.env;
   assert.ok(script.startsWith(BUILD), script);
+  // Its own reports: a `npm run test:coverage` of the whole suite may be collecting around this one.
+  const dir = mkdtempSync(join(tmpdir(), 'ygg-coverage-'));
   const r = spawnSync('sh', ['-c', script.slice(BUILD.length)], {
     cwd: root,
     encoding: 'utf8',
@@ -27,10 +31,12 @@ function coverage(floors: { total: number; folder: number }) {
       // As npm runs a script: the project's binaries (c8) on the PATH.
       PATH: `${root}node_modules/.bin:${env.PATH ?? ''}`,
       COVERAGE_SUITE: 'unit',
+      COVERAGE_DIR: dir,
       COVERAGE_FLOOR: String(floors.total),
       COVERAGE_FOLDER_FLOOR: String(floors.folder),
     },
   });
+  rmSync(dir, { recursive: true, force: true });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
