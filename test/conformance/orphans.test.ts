@@ -143,9 +143,8 @@ describe('agents die with their platform', () => {
       for (const d of dogs) process.kill(d, 'SIGKILL');
       platform.child.kill('SIGKILL');
       await platform.exited;
-      await new Promise((r) => setTimeout(r, 300));
+      // Checked at once: any platform that starts now on this machine (another test's) reaps them.
       assert.ok(orphans.every(isAlive), 'with no watchdog the agents linger: nothing was tested');
-      for (const a of agents) assert.ok(await answers(a.port), `${a.id} still serves, orphaned`);
 
       const next = await bootPlatform({ MIN_INSTANCES: '1', MAX_INSTANCES: '1' });
       try {
