@@ -17,8 +17,9 @@ const script = (
 ).scripts['test:coverage']!;
 
 function coverage(floors: { total: number; folder: number }) {
-  // Without the parent's NODE_TEST_CONTEXT, or node:test would take the run for a nested one.
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  // Without the parent's NODE_TEST_CONTEXT, or node:test would take the run for a nested one; without
+  // its NODE_V8_COVERAGE, or this c8 would take (and clean) the directory of a c8 run around it.
+  const { NODE_TEST_CONTEXT: _, NODE_V8_COVERAGE: __, ...env } = process.env;
   assert.ok(script.startsWith(BUILD), script);
   // Its own reports: a `npm run test:coverage` of the whole suite may be collecting around this one.
   const dir = mkdtempSync(join(tmpdir(), 'ygg-coverage-'));
