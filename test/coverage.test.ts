@@ -17,9 +17,8 @@ const script = (
 ).scripts['test:coverage']!;
 
 function coverage(floors: { total: number; folder: number }) {
-  // Without the parent's NODE_TEST_CONTEXT, or node:test would take the run for a nested one; without
-  // its NODE_V8_COVERAGE, or this c8 would take (and clean) the directory of a c8 run around it.
-  const { NODE_TEST_CONTEXT: _, NODE_V8_COVERAGE: __, ...env } = process.env;
+  // Without the parent's NODE_TEST_CONTEXT, or node:test would take the run for a nested one.
+  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
   assert.ok(script.startsWith(BUILD), script);
   // Its own reports: a `npm run test:coverage` of the whole suite may be collecting around this one.
   const dir = mkdtempSync(join(tmpdir(), 'ygg-coverage-'));
@@ -33,6 +32,9 @@ function coverage(floors: { total: number; folder: number }) {
       PATH: `${root}node_modules/.bin:${env.PATH ?? ''}`,
       COVERAGE_SUITE: 'unit',
       COVERAGE_DIR: dir,
+      // c8 collects in NODE_V8_COVERAGE when it is set (and cleans it first), and Node passes a set
+      // one on to every child: give this run its own, or it would wipe a c8 run around it.
+      NODE_V8_COVERAGE: join(dir, 'tmp'),
       COVERAGE_FLOOR: String(floors.total),
       COVERAGE_FOLDER_FLOOR: String(floors.folder),
     },
