@@ -22,7 +22,7 @@ export function makeDriver(kind: 'process' | 'docker'): {
 } {
   const logger = createLogger('silent');
   if (kind === 'process') {
-    const driver = new ProcessDriver({ logger, env: { ...process.env, LOG_LEVEL: 'warn' } });
+    const driver = new ProcessDriver({ logger, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn' } });
     return { driver, cleanup: () => driver.close() };
   }
   const tag = `ygg-bench-${randomBytes(3).toString('hex')}`;

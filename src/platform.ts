@@ -5,6 +5,7 @@ import { createControllerServer } from './controller/api.js';
 import { AutoscaleLoop } from './controller/autoscale-loop.js';
 import { Controller } from './controller/controller.js';
 import type { PlatformConfig } from './core/config.js';
+import { parseEnvNames, readEnvFile } from './core/env-file.js';
 import { closeServer, listen } from './core/listen.js';
 import { isPretty, type Logger } from './core/logger.js';
 import { configError } from './core/options.js';
@@ -12,6 +13,7 @@ import { isLiveFeedRequest, LiveFeed, routerTotals } from './observability/live-
 import { controllerStatusPage, lbStatusPage } from './observability/status-page.js';
 import { createLbServer } from './router/lb-server.js';
 import { Router } from './router/router.js';
+import { agentEnvironment } from './runtime/agent-env.js';
 import type { InstanceDriver } from './runtime/driver.js';
 import { ProcessDriver } from './runtime/process-driver.js';
 
@@ -33,6 +35,16 @@ export interface PlatformDeps {
   forwardOutput?: boolean;
 }
 
+/** What every agent is given of the platform's environment (AGENT_ENV, AGENT_ENV_FILE), and no more. */
+function givenEnv(cfg: PlatformConfig, basics: boolean): Record<string, string> {
+  return agentEnvironment({
+    parent: process.env,
+    names: parseEnvNames(cfg.AGENT_ENV),
+    ...(cfg.AGENT_ENV_FILE ? { file: readEnvFile(cfg.AGENT_ENV_FILE) } : {}),
+    basics,
+  });
+}
+
 export async function createDriver(cfg: PlatformConfig, deps: PlatformDeps): Promise<InstanceDriver> {
   if (cfg.DRIVER === 'docker') {
     // Loaded only when used: dockerode and its dependencies would weigh on every process-driver heap.
@@ -46,7 +58,7 @@ export async function createDriver(cfg: PlatformConfig, deps: PlatformDeps): Pro
       memoryLimitBytes: cfg.AGENT_MEMORY_LIMIT,
       cpuReservation: cfg.AGENT_CPU_RESERVATION,
       memoryReservationBytes: cfg.AGENT_MEMORY_RESERVATION,
-      env: { LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
+      env: { ...givenEnv(cfg, false), LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
       logger: deps.logger,
     });
   }
@@ -58,7 +70,7 @@ export async function createDriver(cfg: PlatformConfig, deps: PlatformDeps): Pro
     forwardOutput: deps.forwardOutput ?? false,
     // The reference agent logs like the platform: readable lines when the platform's are.
     env: {
-      ...process.env,
+      ...givenEnv(cfg, true),
       LOG_LEVEL: cfg.LOG_LEVEL,
       LOG_FORMAT: isPretty(cfg.LOG_FORMAT) ? 'pretty' : 'json',
       MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES),

@@ -150,3 +150,39 @@ describe('docker driver errors and `down`', { skip }, () => {
     assert.equal(nets.filter((n) => n.Name === owner.DOCKER_NETWORK).length, 0);
   });
 });
+
+describe('docker driver: what a container is given of the environment', { skip }, () => {
+  it('only AGENT_ENV and AGENT_ENV_FILE, never the controller’s other variables', async () => {
+    const owner = testOwner();
+    const saved = { DB_PASSWORD: process.env.DB_PASSWORD, OPENAI_API_KEY: process.env.OPENAI_API_KEY };
+    process.env.DB_PASSWORD = 'hunter2';
+    process.env.OPENAI_API_KEY = 'sk-test-key';
+    let p: Platform | undefined;
+    try {
+      ensureImages();
+      p = await bootPlatform({
+        DRIVER: 'docker',
+        ...owner,
+        MIN_INSTANCES: '1',
+        MAX_INSTANCES: '1',
+        AGENT_ENV: 'OPENAI_API_KEY',
+      });
+      await p.controller.waitForReady(1, 60_000);
+      const [c] = await ownedContainers(owner.DOCKER_OWNER);
+      const envList = (await docker.getContainer(c!.Id).inspect()).Config.Env;
+      assert.ok(envList.includes('OPENAI_API_KEY=sk-test-key'), 'the named variable is passed');
+      assert.ok(!envList.some((e) => e.startsWith('DB_PASSWORD=')), 'the secret stays out');
+      assert.ok(
+        !envList.includes(`PATH=${process.env.PATH}`),
+        'not even the host PATH: the image has its own',
+      );
+    } finally {
+      await p?.stop();
+      await removeOwned(owner.DOCKER_OWNER, owner.DOCKER_NETWORK);
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+});

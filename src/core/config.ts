@@ -2,6 +2,7 @@
 // environment and an optional JSON file (YGG_CONFIG), validated once at start-up.
 import { statSync } from 'node:fs';
 import { parseAddressList } from './address-list.js';
+import { parseEnvNames, readEnvFile } from './env-file.js';
 import {
   bool,
   bytes,
@@ -52,6 +53,16 @@ export const PLATFORM_OPTIONS = {
     '',
     'Working directory of AGENT_COMMAND. Empty = the directory yggdrasil was started in.',
     'a directory path',
+  ),
+  AGENT_ENV: text(
+    '',
+    "Variables of yggdrasil's own environment that the agents get (comma list); nothing else of it reaches them.",
+    'a comma list of variable names',
+  ),
+  AGENT_ENV_FILE: text(
+    '',
+    'A file of KEY=VALUE lines (as docker --env-file) that every agent gets. Empty = none.',
+    'a readable file path',
   ),
   AGENT_HEALTH_PATH: text(
     '/health',
@@ -257,6 +268,20 @@ export function loadPlatformConfig(
     ],
   ];
   for (const [broken, message] of rules) if (broken) throw configError(message);
+  try {
+    parseEnvNames(cfg.AGENT_ENV);
+  } catch (err) {
+    throw configError(
+      `AGENT_ENV=${JSON.stringify(cfg.AGENT_ENV)} is not allowed: ${(err as Error).message}; expected ${PLATFORM_OPTIONS.AGENT_ENV.allowed}`,
+    );
+  }
+  if (cfg.AGENT_ENV_FILE !== '') {
+    try {
+      readEnvFile(cfg.AGENT_ENV_FILE);
+    } catch (err) {
+      throw configError(`AGENT_ENV_FILE=${cfg.AGENT_ENV_FILE}: ${(err as Error).message}`);
+    }
+  }
   try {
     parseAddressList(cfg.TRUSTED_PROXIES);
   } catch (err) {

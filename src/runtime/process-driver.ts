@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { YggError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { agentEnvironment } from './agent-env.js';
 import type { ExitInfo, InstanceDriver, InstanceHandle, InstanceSpec, ResourceUsage } from './driver.js';
 import { freePort } from './free-port.js';
 import { reapOrphans, SUPERVISOR_ENV, supervisorMark } from './orphans.js';
@@ -21,8 +22,8 @@ export interface ProcessDriverOptions {
   command?: string;
   /** Address the instances listen on and are reached at. */
   host?: string;
-  /** Environment every instance inherits (defaults to this process's). */
-  env?: NodeJS.ProcessEnv;
+  /** The environment every instance is given (defaults to the basics of this process's: PATH, HOME, LANG, TZ). */
+  env?: Record<string, string>;
   /** Working directory of AGENT_COMMAND (defaults to this process's). */
   cwd?: string;
   /** Time the watchdog gives an orphaned agent between SIGTERM and SIGKILL. @default 2000 */
@@ -93,9 +94,11 @@ export class ProcessDriver implements InstanceDriver {
     }
   };
   private mark: Promise<string> | undefined;
+  private readonly env: Record<string, string>;
 
   constructor(private readonly opts: ProcessDriverOptions) {
     this.host = opts.host ?? '127.0.0.1';
+    this.env = opts.env ?? agentEnvironment({ parent: process.env, names: [], basics: true });
     process.on('exit', this.killAllOnExit);
   }
 
@@ -107,7 +110,7 @@ export class ProcessDriver implements InstanceDriver {
     const incarnation = randomUUID();
     this.mark ??= supervisorMark();
     const env = {
-      ...(this.opts.env ?? process.env),
+      ...this.env,
       ...spec.env,
       PORT: String(port),
       AGENT_ID: spec.id,
@@ -133,7 +136,7 @@ export class ProcessDriver implements InstanceDriver {
     const watchdog =
       child.pid === undefined
         ? undefined
-        : startWatchdog(child.pid, this.opts.orphanGraceMs ?? 2000, this.opts.env ?? process.env);
+        : startWatchdog(child.pid, this.opts.orphanGraceMs ?? 2000, this.env);
     const handle: InstanceHandle = {
       id: spec.id,
       incarnation,
