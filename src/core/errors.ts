@@ -21,6 +21,15 @@ export const ERROR_CATALOGUE = {
     doc: 'The client did not send its request body within CLIENT_BODY_TIMEOUT_MS.',
   },
   YGG_ERR_HEADERS_TOO_LARGE: { status: 431, doc: 'The request headers are larger than the server accepts.' },
+  YGG_ERR_UNAUTHORIZED: {
+    status: 401,
+    doc: 'The route needs an API key: none was sent (Authorization: Bearer <key>), or it is not valid.',
+  },
+  YGG_ERR_FORBIDDEN: { status: 403, doc: "The key is valid but its role may not use this route." },
+  YGG_ERR_AUTH_NOT_CONFIGURED: {
+    status: 403,
+    doc: 'An admin route was called and no admin key exists yet: run `npm run add:auth -- --name NAME --role admin`.',
+  },
   YGG_ERR_NOT_FOUND: { status: 404, doc: 'No such route.' },
   YGG_ERR_METHOD_NOT_ALLOWED: { status: 405, doc: 'The route exists but not for this HTTP method.' },
   YGG_ERR_UNKNOWN_INSTANCE: { status: 404, doc: 'No instance with this id is in the pool.' },
