@@ -1,11 +1,16 @@
 // The composition root: builds the runtime driver, controller, router and both HTTP ports from one
 // validated configuration, and owns their shutdown (drain, stop every instance, close the ports).
 import type { Server } from 'node:http';
+import { AuthGate } from './auth/gate.js';
+import { KeyRing } from './auth/keys.js';
+import { bearerOf } from './auth/policy.js';
 import { createControllerServer } from './controller/api.js';
 import { AutoscaleLoop } from './controller/autoscale-loop.js';
 import { Controller } from './controller/controller.js';
-import type { PlatformConfig } from './core/config.js';
+import { nextLimits } from './controller/scaling-limits.js';
+import { authFilePath, type PlatformConfig } from './core/config.js';
 import { parseEnvNames, readEnvFile } from './core/env-file.js';
+import { YggError } from './core/errors.js';
 import { closeServer, listen } from './core/listen.js';
 import { isPretty, type Logger } from './core/logger.js';
 import { configError } from './core/options.js';
@@ -99,6 +104,7 @@ async function listenOn(server: Server, option: string, port: number, host: stri
 export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Promise<Platform> {
   const { logger } = deps;
   const driver = deps.driver ?? (await createDriver(cfg, deps));
+  const auth = new AuthGate(new KeyRing(authFilePath(cfg)), cfg.AUTH_REQUIRED);
   const controller = new Controller({
     driver,
     logger,
@@ -184,10 +190,26 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     totals: routerTotals(router.metrics),
     logger: logger.child({ part: 'live-feed' }),
   });
+  // The public port's anonymous view: how the pool is doing, none of its details (stderr, pids,
+  // addresses, events): those need a read key there, or the controller port.
+  const publicStatus = () => {
+    const s = controller.status();
+    const byState: Record<string, number> = {};
+    for (const i of s.instances) byState[i.state] = (byState[i.state] ?? 0) + 1;
+    return {
+      readyInstances: s.readyInstances,
+      desiredInstances: s.desiredInstances,
+      minInstances: s.minInstances,
+      maxInstances: s.maxInstances,
+      instances: byState,
+      queue: { depth: router.queued(), max: cfg.QUEUE_MAX },
+    };
+  };
   const lb: Server = createLbServer({
     router,
     logger,
-    status,
+    status: async (req) =>
+      (await auth.isReader(bearerOf(req.headers.authorization))) ? status() : publicStatus(),
     statusPage: lbStatusPage,
     skipUpgrade: isLiveFeedRequest,
     health: () => {
@@ -214,9 +236,20 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
         targets: [`${m.endpoint.host}:${m.endpoint.port}`],
         labels: { instance_id: m.id, driver: driver.kind },
       })),
+    auth,
+    admin: {
+      setScaling(body, by) {
+        const next = nextLimits(controller.scalingLimits(), body);
+        if (next instanceof YggError) return next;
+        scaler.setLimits(next.minInstances, next.maxInstances);
+        controller.setScalingLimits(next, by);
+        return { ...next, desiredInstances: controller.desiredInstances };
+      },
+      drain: (id, restart, by) => controller.drainInstance(id, restart, by),
+    },
   });
-  feed.attach(lb);
-  feed.attach(api);
+  feed.attach(lb, async (key) => ((await auth.isReader(key)) ? 'full' : 'public'));
+  feed.attach(api, async (key) => ((await auth.checkKey(key, 'read')).ok ? 'full' : 'denied'));
   const lbPort = await listenOn(lb, 'LB_PORT', cfg.LB_PORT, cfg.BIND_HOST);
   const controllerPort = await listenOn(api, 'CONTROLLER_PORT', cfg.CONTROLLER_PORT, cfg.BIND_HOST).catch(
     async (err) => {
@@ -227,6 +260,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
   await controller.start();
   scaler.start();
   feed.start();
+  auth.start();
 
   const host = cfg.BIND_HOST === '0.0.0.0' ? '127.0.0.1' : cfg.BIND_HOST;
   let stopped: Promise<void> | undefined;
@@ -238,6 +272,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     driver,
     stop() {
       stopped ??= (async () => {
+        auth.stop();
         const lbClosed = closeServer(lb);
         scaler.stop();
         await controller.stop();

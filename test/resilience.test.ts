@@ -302,7 +302,7 @@ describe('resilience', () => {
           await res.arrayBuffer();
         }
         const status = await json<{ instances: Array<{ id: string; breaker: string | null }> }>(
-          await fetch(`${p.lbUrl}/status`),
+          await fetch(`${p.controllerUrl}/status`),
         );
         assert.deepEqual(
           status.instances.map((i) => [i.id, i.breaker]),

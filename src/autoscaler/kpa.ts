@@ -106,8 +106,8 @@ const EPSILON = 1e-9;
 const ceilCount = (x: number) => Math.max(0, Math.ceil(x - EPSILON));
 
 export class KpaAutoscaler {
-  private readonly min: number;
-  private readonly max: number;
+  private min: number;
+  private max: number;
   private readonly target: number;
   private readonly stableWindowMs: number;
   private readonly panicThreshold: number;
@@ -187,6 +187,12 @@ export class KpaAutoscaler {
    * Records one observation. Record every tick, zeros included: an empty window means "no data",
    * not "no load", and scale to zero needs zeros to be seen.
    */
+  /** New bounds for the decisions to come (PUT /scaling); the caller has validated them. */
+  setLimits(minInstances: number, maxInstances: number): void {
+    this.min = minInstances;
+    this.max = maxInstances;
+  }
+
   record(now: number, sample: KpaSample): void {
     check('sample.concurrency', sample.concurrency, atLeast(sample.concurrency, 0), 'a number >= 0');
     if (sample.cpu !== undefined) {

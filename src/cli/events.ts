@@ -8,6 +8,7 @@ import {
   type LiveHello,
   type LiveStats,
 } from '../observability/protocol.js';
+import { cliToken } from './client.js';
 
 export interface EventsOptions {
   url: string;
@@ -48,9 +49,11 @@ export function eventsCommand(opts: EventsOptions): Promise<void> {
 
   return new Promise((resolve, reject) => {
     let connectedOnce = false;
+    const token = cliToken();
     const socket: Socket = io(base, {
       path: LIVE_FEED_PATH,
       transports: ['websocket'],
+      ...(token ? { auth: { token } } : {}),
       reconnection: opts.follow === true,
       timeout: 5000,
     });
@@ -67,6 +70,14 @@ export function eventsCommand(opts: EventsOptions): Promise<void> {
 
     socket.on('connect_error', (err) => {
       if (connectedOnce) return; // --follow: socket.io keeps retrying with backoff
+      if (/YGG_ERR_(UNAUTHORIZED|FORBIDDEN)/.test(err.message)) {
+        finish(
+          new Error(
+            `the controller at ${base} refused the feed: ${err.message}; set YGG_TOKEN to a read key`,
+          ),
+        );
+        return;
+      }
       finish(new Error(`cannot reach the controller at ${base} (${err.message}); is \`npm start\` running?`));
     });
     socket.on('disconnect', (reason) => {

@@ -2,6 +2,7 @@
 // with exit code 1 when the pool is below its minimum or an instance is crash-looping.
 import { request } from 'undici';
 import type { ControllerStatus } from '../controller/controller.js';
+import { callController } from './client.js';
 
 async function getJson<T>(url: string): Promise<T> {
   const res = await request(url, { headersTimeout: 5000, bodyTimeout: 5000 });
@@ -10,13 +11,7 @@ async function getJson<T>(url: string): Promise<T> {
 }
 
 async function fetchStatus(base: string): Promise<ControllerStatus> {
-  try {
-    return await getJson<ControllerStatus>(`${base.replace(/\/$/, '')}/status`);
-  } catch (err) {
-    throw new Error(
-      `cannot reach the controller at ${base} (${(err as Error).message}); is \`npm start\` running?`,
-    );
-  }
+  return (await callController<ControllerStatus>(base, '/status')).body;
 }
 
 function table(rows: string[][]): string {

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // The `yggdrasil` command: `start` runs the whole platform; `health`, `status`, `events` ask a running one.
 import { Command } from 'commander';
-import { loadPlatformConfig, type PlatformConfig } from '../core/config.js';
+import { authFilePath, loadPlatformConfig, type PlatformConfig } from '../core/config.js';
 import { isYggError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { createDriver, startPlatform } from '../platform.js';
 import type { DockerDriver } from '../runtime/docker-driver.js';
+import { type AddAuthOptions, addAuthCommand, drainCommand, scaleCommand } from './admin.js';
 import { eventsCommand } from './events.js';
 import { healthCommand, statusCommand } from './health.js';
 import { loadTestCommand } from './load-test.js';
@@ -122,6 +123,48 @@ program
   .option('--slo-error-rate <share>', 'error rate must stay below', '0.01')
   .option('--json', 'print the summary as JSON (no progress bar)')
   .action(loadTestCommand);
+
+program
+  .command('add-auth')
+  .description('make an API key (shown once), list the keys, or revoke one (npm run add:auth -- …)')
+  .option('-n, --name <name>', 'who the key is for')
+  .option(
+    '-r, --role <role>',
+    'admin (everything), read (status, metrics, the page) or client (proxied traffic)',
+    'read',
+  )
+  .option('-l, --list', 'list the keys (names, roles, dates; never a key)')
+  .option('--revoke <name>', 'revoke the key of <name>')
+  .action(async (o: AddAuthOptions) => {
+    const cfg = loadConfigOrExit(process.env.YGG_CONFIG);
+    await addAuthCommand(authFilePath(cfg), o);
+  });
+
+const controllerUrl = () => process.env.CONTROLLER_URL ?? 'http://127.0.0.1:3000';
+
+program
+  .command('scale')
+  .description('set MIN_INSTANCES / MAX_INSTANCES of a running controller (YGG_TOKEN: an admin key)')
+  .option('--min <n>', 'new MIN_INSTANCES')
+  .option('--max <n>', 'new MAX_INSTANCES')
+  .option('-u, --url <url>', 'controller URL', controllerUrl())
+  .action(scaleCommand);
+
+program
+  .command('drain')
+  .description(
+    'drain an instance: no new requests, in-flight ones finish, then it stops (YGG_TOKEN: an admin key)',
+  )
+  .argument('<id>', 'instance id, e.g. agent-2')
+  .option('-u, --url <url>', 'controller URL', controllerUrl())
+  .action((id: string, o: { url: string }) => drainCommand(id, o, false));
+
+program
+  .command('restart')
+  .description('restart an instance gracefully: drain it, then start it again (YGG_TOKEN: an admin key)')
+  .argument('<id>', 'instance id, e.g. agent-2')
+  .option('-u, --url <url>', 'controller URL', controllerUrl())
+  .action((id: string, o: { url: string }) => drainCommand(id, o, true));
 
 program
   .command('health')

@@ -1,9 +1,25 @@
-// The controller port (CONTROLLER_PORT): GET /health, GET /status (pool, instances, events), GET /metrics.
+// The controller port (CONTROLLER_PORT). Read routes: GET /status, /metrics, /sd/agents and the page
+// at / (its data comes over the live feed, which checks the key itself). Admin routes: PUT /scaling,
+// POST /instances/{id}/drain and /restart. GET /health is always open. Who may call what is the auth
+// policy's (src/auth/policy.ts); the key is read from the Authorization header only.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { AuthGate } from '../auth/gate.js';
+import { refuseAccess } from '../auth/gate.js';
+import type { Need } from '../auth/policy.js';
 import { YggError } from '../core/errors.js';
-import { sendError, sendJson } from '../core/http.js';
+import { parseJson, readBody, sendError, sendJson } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
+import type { InstanceState } from './instance.js';
+import type { ScalingLimits } from './scaling-limits.js';
+
+/** What the admin routes do; the composition root wires them to the controller and the autoscaler. */
+export interface AdminActions {
+  /** New limits (and the desired count now), or the validation error to answer (400). `by` names the key's owner. */
+  setScaling(body: unknown, by: string): (ScalingLimits & { desiredInstances: number }) | YggError;
+  /** Drains (or restarts) a ready instance: 'accepted', 'unknown', or the state it is in. */
+  drain(id: string, restart: boolean, by: string): 'accepted' | 'unknown' | InstanceState;
+}
 
 export interface ControllerApiOptions {
   logger: Logger;
@@ -13,27 +29,99 @@ export interface ControllerApiOptions {
   scrapeTargets: () => Array<{ targets: string[]; labels: Record<string, string> }>;
   /** Answers GET / with the live status page; without it / is not a route. */
   statusPage?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  auth: AuthGate;
+  admin: AdminActions;
 }
 
-const ROUTES = new Set(['/health', '/status', '/metrics', '/sd/agents']);
+interface Route {
+  method: 'GET' | 'PUT' | 'POST';
+  need: Need;
+  handle: (req: IncomingMessage, res: ServerResponse, params: string[], by: string) => Promise<void> | void;
+}
+
+const MAX_ADMIN_BODY = 16 * 1024;
 
 export function createControllerServer(opts: ControllerApiOptions): Server {
+  const drain =
+    (restart: boolean) =>
+    (_req: IncomingMessage, res: ServerResponse, [id = '']: string[], by: string) => {
+      const r = opts.admin.drain(id, restart, by);
+      if (r === 'unknown') throw new YggError('YGG_ERR_UNKNOWN_INSTANCE', `no instance ${id} in the pool`);
+      if (r !== 'accepted') {
+        throw new YggError(
+          'YGG_ERR_INSTANCE_NOT_READY',
+          `instance ${id} is ${r}: only a ready instance can be ${restart ? 'restarted' : 'drained'}`,
+          {
+            retryAfterSeconds: 1,
+            details: { state: r },
+          },
+        );
+      }
+      sendJson(res, 202, { id, action: restart ? 'restart' : 'drain', state: 'draining' });
+    };
+  const routes: Array<[RegExp, Route]> = [
+    [
+      /^\/health$/,
+      { method: 'GET', need: 'open', handle: (_q, res) => sendJson(res, 200, { status: 'ok' }) },
+    ],
+    [/^\/status$/, { method: 'GET', need: 'read', handle: (_q, res) => sendJson(res, 200, opts.status()) }],
+    [
+      /^\/sd\/agents$/,
+      { method: 'GET', need: 'read', handle: (_q, res) => sendJson(res, 200, opts.scrapeTargets()) },
+    ],
+    [
+      /^\/metrics$/,
+      {
+        method: 'GET',
+        need: 'read',
+        handle: async (_q, res) => {
+          const text = await opts.registry.metrics();
+          res.writeHead(200, { 'content-type': opts.registry.contentType });
+          res.end(text);
+        },
+      },
+    ],
+    [
+      /^\/scaling$/,
+      {
+        method: 'PUT',
+        need: 'admin',
+        handle: async (req, res, _p, by) => {
+          const body = parseJson(await readBody(req, MAX_ADMIN_BODY));
+          const r = opts.admin.setScaling(body, by);
+          if (r instanceof YggError) throw r;
+          sendJson(res, 200, r);
+        },
+      },
+    ],
+    [/^\/instances\/([^/]+)\/drain$/, { method: 'POST', need: 'admin', handle: drain(false) }],
+    [/^\/instances\/([^/]+)\/restart$/, { method: 'POST', need: 'admin', handle: drain(true) }],
+  ];
+
   return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     const run = async () => {
-      if (path === '/' && opts.statusPage?.(req, res)) return;
-      if (!ROUTES.has(path ?? '')) {
+      if (path === '/' && (req.method === 'GET' || req.method === 'HEAD') && opts.statusPage?.(req, res))
+        return;
+      const matches = routes
+        .map(([re, route]) => ({ m: re.exec(path), route }))
+        .filter((x): x is { m: RegExpExecArray; route: Route } => x.m !== null);
+      if (matches.length === 0) {
         throw new YggError('YGG_ERR_NOT_FOUND', `no route ${req.method} ${path} on the controller`);
       }
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        throw new YggError('YGG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
+      const method = req.method === 'HEAD' ? 'GET' : req.method;
+      const hit = matches.find((x) => x.route.method === method);
+      if (!hit) {
+        const allowed = [...new Set(matches.map((x) => x.route.method))].join(', ');
+        throw new YggError(
+          'YGG_ERR_METHOD_NOT_ALLOWED',
+          `${req.method} is not allowed on ${path} (allowed: ${allowed})`,
+        );
       }
-      if (path === '/health') return sendJson(res, 200, { status: 'ok' });
-      if (path === '/status') return sendJson(res, 200, opts.status());
-      if (path === '/sd/agents') return sendJson(res, 200, opts.scrapeTargets());
-      const text = await opts.registry.metrics();
-      res.writeHead(200, { 'content-type': opts.registry.contentType });
-      res.end(text);
+      const verdict = await opts.auth.check(req.headers, hit.route.need);
+      if (!verdict.ok) return refuseAccess(res, verdict.error);
+      const params = hit.m.slice(1).map((p) => safeDecode(p));
+      await hit.route.handle(req, res, params, verdict.principal?.name ?? 'anonymous');
     };
     run().catch((err: unknown) => {
       if (err instanceof YggError) return sendError(res, err);
@@ -41,4 +129,12 @@ export function createControllerServer(opts: ControllerApiOptions): Server {
       sendError(res, new YggError('YGG_ERR_INTERNAL', 'unexpected error in the controller API'));
     });
   });
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

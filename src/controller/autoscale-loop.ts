@@ -99,6 +99,11 @@ export class AutoscaleLoop {
     this.decide(now);
   }
 
+  /** New bounds (PUT /scaling), for the next decision. */
+  setLimits(minInstances: number, maxInstances: number): void {
+    this.kpa.setLimits(minInstances, maxInstances);
+  }
+
   status(): AutoscalerStatus {
     return { targetPerInstance: this.targetPerInstance, lastDecision: this.last };
   }

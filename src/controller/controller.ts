@@ -14,6 +14,7 @@ import { type InstanceState, slotNumber } from './instance.js';
 import { type ControllerMetrics, createControllerMetrics } from './metrics.js';
 import { reconcile } from './reconcile.js';
 import { CRASH_LOOP_THRESHOLD, planRestart, STABLE_AFTER_MS, wasKilled } from './restart-backoff.js';
+import type { ScalingLimits } from './scaling-limits.js';
 
 export interface ControllerOptions {
   driver: InstanceDriver;
@@ -82,6 +83,8 @@ interface Slot {
   cpu?: number;
   memoryBytes?: number;
   lastUsage?: { cpuSeconds: number; at: number };
+  /** Drained to be started again (admin restart): it still counts toward the desired number. */
+  restartPending?: boolean;
 }
 
 export interface InstanceStatus {
@@ -134,6 +137,8 @@ export class Controller {
   private stopping = false;
   private tickQueued = false;
   private readonly log: Logger;
+  /** MIN_INSTANCES and MAX_INSTANCES now (PUT /scaling changes them at run time). */
+  private limits: ScalingLimits;
   private readonly probe: NonNullable<ControllerOptions['probe']>;
   private readonly healthPath: string;
   /** Background work that failed (the controller's and the autoscaler's): logged and counted. */
@@ -145,12 +150,13 @@ export class Controller {
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.logger.child({ part: 'controller' });
+    this.limits = { minInstances: opts.minInstances, maxInstances: opts.maxInstances };
     this.probe = opts.probe ?? probeHealth;
     this.healthPath = opts.healthPath ?? '/health';
     this.desired = opts.minInstances;
     this.metrics = createControllerMetrics({
       desired: () => this.desired,
-      limits: () => ({ min: this.opts.minInstances, max: this.opts.maxInstances }),
+      limits: () => ({ min: this.limits.minInstances, max: this.limits.maxInstances }),
       instances: () => [...this.slots.values()],
     });
     opts.driver.onExit((exit) => this.onExit(exit));
@@ -224,7 +230,7 @@ export class Controller {
 
   /** Sets the desired number of instances (clamped to MIN/MAX_INSTANCES) and reconciles. */
   setDesired(count: number, reason: string, data: Record<string, unknown> = {}): void {
-    const next = Math.max(this.opts.minInstances, Math.min(this.opts.maxInstances, Math.round(count)));
+    const next = Math.max(this.limits.minInstances, Math.min(this.limits.maxInstances, Math.round(count)));
     if (next === this.desired) return;
     const from = this.desired;
     this.desired = next;
@@ -236,6 +242,40 @@ export class Controller {
       ...data,
     });
     this.tick();
+  }
+
+  /** The limits in force now. */
+  scalingLimits(): ScalingLimits {
+    return { ...this.limits };
+  }
+
+  /**
+   * New MIN_INSTANCES / MAX_INSTANCES (validated by the caller: scaling-limits.ts). The desired count
+   * is brought inside them at once; the autoscaler uses them from its next decision.
+   */
+  setScalingLimits(next: ScalingLimits, by: string): void {
+    const from = this.limits;
+    this.limits = { ...next };
+    this.log.info(
+      { from, to: next, by },
+      `scaling limits ${from.minInstances}..${from.maxInstances} → ${next.minInstances}..${next.maxInstances} (${by})`,
+    );
+    this.setDesired(this.desired, 'limits', { by });
+  }
+
+  /**
+   * Drains a ready instance through the admin API: no new requests, in-flight ones finish (up to
+   * DRAIN_TIMEOUT_MS), then it stops; the pool refills to the desired count. `restart` starts the same
+   * slot again instead. Answers what happened: 'accepted', 'unknown' (no such id) or its state.
+   */
+  drainInstance(id: string, restart: boolean, by: string): 'accepted' | 'unknown' | InstanceState {
+    const slot = this.slots.get(id);
+    if (!slot) return 'unknown';
+    if (slot.state !== 'ready') return slot.state;
+    this.log.info({ instance: id, by }, `${restart ? 'restart' : 'drain'} of ${id} asked (${by})`);
+    slot.restartPending = restart;
+    this.background(restart ? 'restart' : 'drain', () => this.drainSlot(slot, restart));
+    return 'accepted';
   }
 
   get desiredInstances(): number {
@@ -324,8 +364,8 @@ export class Controller {
     return {
       driver: this.opts.driver.kind,
       desiredInstances: this.desired,
-      minInstances: this.opts.minInstances,
-      maxInstances: this.opts.maxInstances,
+      minInstances: this.limits.minInstances,
+      maxInstances: this.limits.maxInstances,
       readyInstances: this.readyCount(),
       instances,
       events: this.events.recent(50),
@@ -362,7 +402,8 @@ export class Controller {
       now,
       slots: [...this.slots.values()].map((s) => ({
         id: s.id,
-        state: s.state,
+        // A slot drained to restart is on its way back: no replacement for it.
+        state: s.restartPending && s.state === 'draining' ? 'starting' : s.state,
         inflight: this.load.inflight(s.id),
         sessions: this.load.sessions(s.id),
         ...(s.nextRestartAt !== undefined ? { nextRestartAt: s.nextRestartAt } : {}),
@@ -628,7 +669,7 @@ export class Controller {
   }
 
   /** Stops sending it new requests, lets in-flight ones finish (up to DRAIN_TIMEOUT_MS), then stops it. */
-  private async drainSlot(slot: Slot): Promise<void> {
+  private async drainSlot(slot: Slot, restartAfter = false): Promise<void> {
     slot.state = 'draining';
     this.emit('instance_draining', slot.id, `draining ${slot.id}`, { inflight: this.load.inflight(slot.id) });
     this.notifyPool();
@@ -638,6 +679,17 @@ export class Controller {
     await this.opts.driver.stop(slot.id, this.opts.stopGraceMs).catch((err: Error) => {
       this.emit('driver_error', slot.id, `stopping ${slot.id} failed: ${err.message}`);
     });
+    slot.restartPending = false;
+    if (restartAfter && !this.stopping && this.slots.get(slot.id) === slot) {
+      slot.handle = undefined;
+      slot.restarts++;
+      this.metrics.restarts.inc({ instance: slot.id });
+      this.emit('instance_restarting', slot.id, `restarting ${slot.id} (asked; restart ${slot.restarts})`, {
+        restarts: slot.restarts,
+      });
+      await this.startSlot(slot);
+      return;
+    }
     this.finishStop(
       slot,
       left > 0

@@ -1,6 +1,8 @@
 // The platform's configuration (controller, router, runtime): one table of options, read from the
 // environment and an optional JSON file (YGG_CONFIG), validated once at start-up.
 import { statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseAddressList } from './address-list.js';
 import { parseEnvNames, readEnvFile } from './env-file.js';
 import {
@@ -39,6 +41,21 @@ export const PLATFORM_OPTIONS = {
     'Address both ports listen on (0.0.0.0 inside a container).',
     'an IP address or host name',
     /^[\w.:-]+$/,
+  ),
+  STATE_DIR: text(
+    '',
+    "Directory of yggdrasil's own files (the auth file). Empty = ~/.yggdrasil.",
+    'a directory path',
+  ),
+  AUTH_FILE: text(
+    '',
+    'API keys (hashes only; written by `npm run add:auth`). Empty = <STATE_DIR>/auth.json.',
+    'a file path',
+  ),
+  AUTH_REQUIRED: oneOf(
+    ['auto', 'always', 'never'],
+    'auto',
+    'Whether read routes (status, metrics, the page and its feed) need a key: `auto` once any key exists. Admin routes always do.',
   ),
   DRIVER: oneOf(
     ['process', 'docker'],
@@ -298,4 +315,10 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Where the API keys are: AUTH_FILE, else <STATE_DIR>/auth.json, else ~/.yggdrasil/auth.json. */
+export function authFilePath(cfg: Pick<PlatformConfig, 'AUTH_FILE' | 'STATE_DIR'>): string {
+  if (cfg.AUTH_FILE !== '') return resolve(cfg.AUTH_FILE);
+  return join(cfg.STATE_DIR !== '' ? resolve(cfg.STATE_DIR) : join(homedir(), '.yggdrasil'), 'auth.json');
 }

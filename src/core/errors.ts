@@ -25,7 +25,7 @@ export const ERROR_CATALOGUE = {
     status: 401,
     doc: 'The route needs an API key: none was sent (Authorization: Bearer <key>), or it is not valid.',
   },
-  YGG_ERR_FORBIDDEN: { status: 403, doc: "The key is valid but its role may not use this route." },
+  YGG_ERR_FORBIDDEN: { status: 403, doc: 'The key is valid but its role may not use this route.' },
   YGG_ERR_AUTH_NOT_CONFIGURED: {
     status: 403,
     doc: 'An admin route was called and no admin key exists yet: run `npm run add:auth -- --name NAME --role admin`.',

@@ -34,6 +34,18 @@ export interface FeedStatus {
   autoscaler: { lastDecision: { panic: boolean } | null };
 }
 
+/**
+ * What a connecting client may see: `full` (instances, failures, events), `public` (the pool without
+ * its failures' output, and no events: the load-balancer port's anonymous view), or nothing.
+ */
+export type FeedAccess = 'full' | 'public' | 'denied';
+
+/** Decides a client's access from the key it sent (Socket.IO `auth: {token}` or a Bearer header). */
+export type FeedAccessCheck = (key: string | undefined) => Promise<FeedAccess>;
+
+const FULL = 'full';
+const PUBLIC = 'public';
+
 export interface LiveFeedOptions {
   status: () => FeedStatus;
   events: EventLog;
@@ -77,8 +89,11 @@ export class LiveFeed {
     this.history = new Ring(opts.historySize ?? 300);
   }
 
-  /** Serves the feed (and the Socket.IO client script) on this HTTP server under LIVE_FEED_PATH. */
-  attach(server: HttpServer): void {
+  /**
+   * Serves the feed (and the Socket.IO client script) on this HTTP server under LIVE_FEED_PATH;
+   * `access` decides what each client sees (everything when omitted).
+   */
+  attach(server: HttpServer, access?: FeedAccessCheck): void {
     const io = new IoServer(server, {
       path: LIVE_FEED_PATH,
       serveClient: true,
@@ -93,15 +108,33 @@ export class LiveFeed {
         cb(null, true);
       },
     });
+    io.use((socket, next) => {
+      const auth = socket.handshake.auth as { token?: unknown } | undefined;
+      const header = /^Bearer\s+(\S+)$/i.exec(socket.handshake.headers.authorization ?? '')?.[1];
+      const key = typeof auth?.token === 'string' && auth.token !== '' ? auth.token : header;
+      (access ? access(key) : Promise.resolve<FeedAccess>('full')).then(
+        (a) => {
+          if (a === 'denied') {
+            next(new Error('YGG_ERR_UNAUTHORIZED: the live feed needs a read key (Socket.IO auth: {token})'));
+            return;
+          }
+          socket.data.access = a;
+          next();
+        },
+        () => next(new Error('YGG_ERR_INTERNAL: the key could not be checked')),
+      );
+    });
     io.on('connection', (socket) => {
-      socket.emit(LIVE_EVENTS.hello, this.hello());
+      const access = socket.data.access as Exclude<FeedAccess, 'denied'>;
+      void socket.join(access === 'full' ? FULL : PUBLIC);
+      socket.emit(LIVE_EVENTS.hello, access === 'full' ? this.hello() : redactHello(this.hello()));
     });
     this.servers.push(io);
   }
 
   start(): void {
     this.unsubscribe = this.opts.events.subscribe((e) => {
-      for (const io of this.servers) io.emit(LIVE_EVENTS.event, e);
+      for (const io of this.servers) io.to(FULL).emit(LIVE_EVENTS.event, e);
     });
     this.timer = setInterval(() => void this.tick(), this.intervalMs);
     this.timer.unref();
@@ -171,7 +204,11 @@ export class LiveFeed {
       const { instances: _i, minInstances: _min, maxInstances: _max, panic: _p, ...point } = stats;
       this.history.push(point);
       // Volatile: a slow client skips a snapshot rather than queueing them.
-      for (const io of this.servers) io.volatile.emit(LIVE_EVENTS.stats, stats);
+      const redacted = redactStats(stats);
+      for (const io of this.servers) {
+        io.to(FULL).volatile.emit(LIVE_EVENTS.stats, stats);
+        io.to(PUBLIC).volatile.emit(LIVE_EVENTS.stats, redacted);
+      }
     } catch (err) {
       if (!this.warned) this.opts.logger.warn({ err }, 'live feed: cannot sample the router');
       this.warned = true;
@@ -179,6 +216,21 @@ export class LiveFeed {
       this.sampling = false;
     }
   }
+}
+
+/** The anonymous view of a snapshot: no instance's stderr output. */
+function redactStats(s: LiveStats): LiveStats {
+  return {
+    ...s,
+    instances: s.instances.map((i) =>
+      i.lastFailure ? { ...i, lastFailure: { ...i.lastFailure, output: [] } } : i,
+    ),
+  };
+}
+
+/** The anonymous view of a greeting: redacted stats and no events. */
+function redactHello(h: LiveHello): LiveHello {
+  return { ...h, stats: redactStats(h.stats), events: [] };
 }
 
 /** A metric read as prom-client's `get()` answers (the router's counter and histogram). */

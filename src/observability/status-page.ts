@@ -64,6 +64,7 @@ export function renderStatusPage(opts: { where: string; nonce: string }): string
 * { box-sizing: border-box; }
 body { margin:0; font:14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; background:var(--bg); color:var(--fg); }
 header { display:flex; align-items:center; gap:12px; padding:12px 20px; border-bottom:1px solid var(--line); }
+header form { display:flex; gap:6px; align-items:center; font-size:12px; } header form[hidden] { display:none; } header input { font:inherit; }
 h1 { font-size:18px; margin:0; } h2 { font-size:14px; margin:0 0 8px; color:var(--dim); font-weight:600; }
 .pill { padding:2px 10px; border-radius:999px; font-size:12px; background:var(--line); color:var(--dim); }
 .pill.live { background:rgba(63,185,80,.15); color:var(--ok); } .pill.down { background:rgba(248,81,73,.15); color:var(--bad); }
@@ -107,7 +108,12 @@ label.toggle { color:var(--dim); font-size:12px; float:right; }
   <h1>Yggdrasil</h1>
   <span id="conn" class="pill">connecting…</span>
   <span class="meta">${where} · <span id="driver">–</span> driver · updated <span id="updated">–</span> ·
-    <a href="/status?format=json">JSON</a> · <a href="/metrics">metrics</a></span>
+    <a href="/status?format=json">JSON</a> · <a href="/metrics">metrics</a> ·
+    <a href="#" id="key-link">key</a></span>
+  <form id="key-form" hidden autocomplete="off">
+    <label>API key (read or admin) <input id="key-input" type="password" size="40" spellcheck="false"></label>
+    <button type="submit">Use</button> <span id="key-why" class="meta"></span>
+  </form>
 </header>
 <main>
   <div class="tiles">
@@ -287,10 +293,33 @@ label.toggle { color:var(--dim); font-size:12px; float:right; }
     $('events').classList.toggle('only-scaling', ev.target.checked);
   });
   var conn = $('conn');
-  var socket = io({ path: '${LIVE_FEED_PATH}', transports: ['websocket', 'polling'], tryAllTransports: true });
+  // The key lives in this tab only (sessionStorage) and goes in Socket.IO's auth, never in a URL or cookie.
+  var KEY = 'yggdrasil-key';
+  var socket = io({ path: '${LIVE_FEED_PATH}', transports: ['websocket', 'polling'], tryAllTransports: true,
+    auth: function (cb) { cb({ token: sessionStorage.getItem(KEY) || '' }); } });
+  function askKey(why) {
+    $('key-form').hidden = false;
+    $('key-why').textContent = why || '';
+    $('key-input').focus();
+  }
+  $('key-link').addEventListener('click', function (ev) { ev.preventDefault(); askKey(''); });
+  $('key-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, $('key-input').value.trim());
+    $('key-input').value = '';
+    $('key-form').hidden = true;
+    socket.disconnect().connect();
+  });
   socket.on('connect', function () { conn.textContent = 'live'; conn.className = 'pill live'; });
   socket.on('disconnect', function () { conn.textContent = 'reconnecting…'; conn.className = 'pill down'; });
-  socket.on('connect_error', function () { conn.textContent = 'offline'; conn.className = 'pill down'; });
+  socket.on('connect_error', function (err) {
+    if (/YGG_ERR_UNAUTHORIZED|YGG_ERR_FORBIDDEN/.test(err && err.message)) {
+      conn.textContent = 'key needed'; conn.className = 'pill down';
+      askKey(sessionStorage.getItem(KEY) ? 'that key was refused' : 'this page needs a key');
+      return;
+    }
+    conn.textContent = 'offline'; conn.className = 'pill down';
+  });
   socket.on('${LIVE_EVENTS.hello}', function (h) {
     $('driver').textContent = h.driver;
     $('v-window').textContent = 'last ' + Math.round(h.windowMs / 1000) + ' s';

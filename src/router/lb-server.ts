@@ -16,8 +16,8 @@ import { refuseSocket } from './upgrade.js';
 export interface LbServerOptions {
   router: Router;
   logger: Logger;
-  /** JSON for GET /status. */
-  status: () => unknown;
+  /** JSON for GET /status: the full status for a reader's key, a public summary for anyone else. */
+  status: (req: IncomingMessage) => Promise<unknown>;
   /** Body and status for GET /health. */
   health: () => { ok: boolean; body: unknown };
   /** Answers GET /status with the live status page when the client asks for HTML; false = JSON. */
@@ -41,7 +41,7 @@ export function createLbServer(opts: LbServerOptions): Server {
       const h = opts.health();
       sendJson(res, h.ok ? 200 : 503, h.body);
     } else if (path === '/status') {
-      if (!opts.statusPage?.(req, res)) sendJson(res, 200, opts.status());
+      if (!opts.statusPage?.(req, res)) sendJson(res, 200, await opts.status(req));
     } else {
       const text = await router.metrics.registry.metrics();
       res.writeHead(200, { 'content-type': router.metrics.registry.contentType });

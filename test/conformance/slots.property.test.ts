@@ -182,7 +182,7 @@ describe('slot lifecycle (property-based, real sockets)', () => {
     lb = createLbServer({
       router,
       logger: createLogger('silent'),
-      status: () => ({}),
+      status: async () => ({}),
       health: () => ({ ok: true, body: {} }),
     });
     await new Promise<void>((r) => lb.listen(0, '127.0.0.1', () => r()));

@@ -1,5 +1,7 @@
 // Test helpers: boot the whole platform in-process on random free ports with real agent processes.
 import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadPlatformConfig, type PlatformConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
 import { type Platform, startPlatform } from '../../src/platform.js';
@@ -16,6 +18,8 @@ export const TEST_DEFAULTS: Record<string, string> = {
   DRAIN_TIMEOUT_MS: '5000',
   RESTART_BACKOFF_MS: '100',
   RESTART_BACKOFF_MAX_MS: '2000',
+  // No keys unless a test makes some: never the developer's ~/.yggdrasil/auth.json.
+  AUTH_FILE: join(tmpdir(), `ygg-test-no-keys-${process.pid}.json`),
 };
 
 export function testConfig(env: Record<string, string> = {}): PlatformConfig {

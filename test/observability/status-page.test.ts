@@ -2,10 +2,12 @@
 // downloads one): it loads without console errors, lists the ready instances, and shows a scale-up within
 // seconds over its WebSocket, without a reload and without polling. Leaves artifacts/status-page.png.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { addKey } from '../../src/auth/keys.js';
 import type { Platform } from '../../src/platform.js';
 import { bootPlatform, waitFor } from '../helpers/platform.js';
 import { CHROMIUM, requireService } from '../helpers/services.js';
@@ -115,9 +117,9 @@ describe('live status page in headless Chromium', { skip }, () => {
     p.controller.setDesired(2, 'test');
     await rowOf(w.page, 'agent-2', 'ready');
     const shownMs = Date.now() - asked;
-    const feed = await w.page.textContent('#events li.t-scaled');
-    assert.match(feed ?? '', /desired 1 → 2 \(test\)/);
     assert.equal(await w.page.locator('#pool-body tr').count(), 2);
+    // The public port shows no events to an anonymous visitor (they need a key, or the controller port).
+    assert.equal(await w.page.locator('#events li').count(), 0);
 
     // A few seconds of uneven load so the charts have a shape, then keep the picture.
     const until = Date.now() + 5000;
@@ -165,6 +167,7 @@ describe('live status page in headless Chromium', { skip }, () => {
     await rowOf(w.page, 'agent-2', 'ready');
     assert.match((await w.page.textContent('header')) ?? '', /controller/);
     assert.ok(((await w.page.textContent('#events')) ?? '').includes('agent-2 is ready'));
+    assert.match((await w.page.textContent('#events li.t-scaled')) ?? '', /desired 1 → 2 \(test\)/);
     assert.deepEqual(w.problems, []);
     await w.page.close();
   });
@@ -189,6 +192,33 @@ describe('live status page in headless Chromium', { skip }, () => {
       await w.page.close();
     } finally {
       await crashing.stop();
+    }
+  });
+});
+
+describe('live status page with keys, in headless Chromium', { skip }, () => {
+  it('asks for a key, and with a read key shows the pool', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ygg-page-auth-'));
+    const authFile = join(dir, 'auth.json');
+    const key = await addKey(authFile, 'viewer', 'read');
+    const p = await bootPlatform({ MIN_INSTANCES: '1', MAX_INSTANCES: '1', AUTH_FILE: authFile });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    try {
+      await p.controller.waitForReady(1, 15_000);
+      const page = await browser.newPage();
+      await page.goto(`${p.controllerUrl}/`);
+      await page.waitForSelector('#key-form:not([hidden])', { timeout: 10_000 });
+      assert.equal(await page.textContent('#conn'), 'key needed');
+      assert.equal(await page.locator('#pool-body tr').count(), 0, 'nothing is shown without a key');
+      await page.fill('#key-input', key);
+      await page.click('#key-form button');
+      await rowOf(page, 'agent-1', 'ready');
+      assert.equal(await page.textContent('#conn'), 'live');
+      assert.equal(await page.isHidden('#key-form'), true);
+    } finally {
+      await browser.close();
+      await p.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
