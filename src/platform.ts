@@ -143,6 +143,14 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     outlook: () => controller.outlook(),
     onReplace: (id, reason) => controller.replace(id, reason),
     probe: (id) => controller.checkNow(id),
+    clients: {
+      auth: cfg.CLIENT_AUTH,
+      keys: auth.ring,
+      rateRps: cfg.RATE_LIMIT_RPS,
+      rateBurst: cfg.RATE_LIMIT_BURST,
+      maxInflight: cfg.MAX_INFLIGHT_PER_CLIENT,
+      maxSessions: cfg.MAX_SESSIONS_PER_CLIENT,
+    },
     onBreaker: (instance, t) =>
       controller.events.push({
         at: t.at,

@@ -203,6 +203,25 @@ export const PLATFORM_OPTIONS = {
     2,
     'Retries elsewhere of a request that provably never reached an instance (connection refused); never after.',
   ),
+  CLIENT_AUTH: oneOf(
+    ['none', 'keys'],
+    'none',
+    "Proxied traffic needs a client key (`keys`); the key's name reaches the agent as X-Yggdrasil-Tenant.",
+  ),
+  RATE_LIMIT_RPS: int(
+    0,
+    1_000_000,
+    0,
+    'Requests per second one client (tenant, else address) may send; 0 = no limit.',
+  ),
+  RATE_LIMIT_BURST: int(0, 1_000_000, 0, 'Requests a client may send above RATE_LIMIT_RPS in a burst.'),
+  MAX_INFLIGHT_PER_CLIENT: int(
+    0,
+    1_000_000,
+    0,
+    'Most requests one client may have in flight at once; 0 = no limit.',
+  ),
+  MAX_SESSIONS_PER_CLIENT: int(0, 1_000_000, 0, 'Most sessions one client may use at once; 0 = no limit.'),
   TRUSTED_PROXIES: text(
     '',
     'Proxies in front whose X-Forwarded-* and Forwarded headers are kept (comma list of addresses or CIDR ranges).',

@@ -51,7 +51,7 @@ export const ERROR_CATALOGUE = {
   },
   YGG_ERR_RATE_LIMITED: {
     status: 429,
-    doc: 'The nginx front (docker-compose) refused the request: over its rate limit.',
+    doc: 'Over a per-client limit (RATE_LIMIT_RPS, MAX_INFLIGHT_PER_CLIENT, MAX_SESSIONS_PER_CLIENT) or the nginx front’s rate.',
   },
   YGG_ERR_UPSTREAM: { status: 502, doc: 'The instance failed before sending a complete response.' },
   YGG_ERR_TIMEOUT: { status: 504, doc: 'The instance did not answer within REQUEST_TIMEOUT_MS.' },

@@ -26,6 +26,7 @@ const OWN_REQUEST = new Set([
   'x-forwarded-proto',
   'x-forwarded-host',
   'forwarded',
+  'x-yggdrasil-tenant',
 ]);
 
 function connectionTokens(value: string | string[] | undefined): string[] {
@@ -63,6 +64,8 @@ export interface UpstreamHeaderOptions {
   trustedProxies: AddressList;
   /** The session the router placed the request in: passed as X-Session-Id (also when it issued it). */
   sessionId?: string | undefined;
+  /** The client key's name (CLIENT_AUTH=keys): passed as X-Yggdrasil-Tenant, and the key is not. */
+  tenant?: string | undefined;
 }
 
 /** Headers to send upstream (see the module comment). */
@@ -91,6 +94,10 @@ export function upstreamHeaders(
   const priorForwarded = trusted ? joined(src.forwarded) : undefined;
   out.forwarded = priorForwarded ? `${priorForwarded}, ${element}` : element;
   if (opts.sessionId !== undefined) out[SESSION_HEADER] = opts.sessionId;
+  if (opts.tenant !== undefined) {
+    out['x-yggdrasil-tenant'] = opts.tenant;
+    delete out.authorization;
+  }
   return out;
 }
 

@@ -83,6 +83,12 @@ export function createRouterMetrics(source: RouterMetricsSource, registry = new 
       labelNames: ['loop'],
       registers: [registry],
     }),
+    clientRequests: new HotCounter(
+      'yggdrasil_router_client_requests_total',
+      'Proxied requests by tenant (the client key’s name; "anonymous" for clients known by address) and outcome (admitted, rate_limited, inflight_limited, sessions_limited, unauthorized), when a per-client rule is on.',
+      ['tenant', 'outcome'],
+      registry,
+    ),
     stalls: new Counter({
       name: 'yggdrasil_router_stalls_total',
       help: 'Times an instance was ejected because its requests waited for an answer far longer than the pool usually takes (OUTLIER_STALL_MS).',

@@ -7,6 +7,7 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Principal } from '../auth/keys.js';
 import type { InstanceState } from '../controller/instance.js';
 import { type AddressList, parseAddressList } from '../core/address-list.js';
 import { type BackgroundErrorHandler, every } from '../core/background.js';
@@ -18,6 +19,7 @@ import type { Logger } from '../core/logger.js';
 import { SESSION_HEADER, sessionIdOf } from '../core/session.js';
 import { errorFor, type ForwardOutcome, mayRetry, verdictOf } from './attribution.js';
 import type { BreakerTransition } from './breaker.js';
+import { ClientGate } from './client-gate.js';
 import { forward, INSTANCE_HEADER } from './forward.js';
 import { upstreamHeaders } from './headers.js';
 import { lazyBody } from './lazy-body.js';
@@ -61,6 +63,15 @@ export interface RouterOptions {
   onReplace?: (instance: string, reason: string) => void;
   /** A health check of a suspect instance now (false: it failed). */
   probe?: (instance: string) => Promise<boolean | undefined>;
+  /** CLIENT_AUTH and the per-client limits (off when omitted or all zero). */
+  clients?: {
+    auth: 'none' | 'keys';
+    keys: { verify(key: string): Promise<Principal | undefined> };
+    rateRps: number;
+    rateBurst: number;
+    maxInflight: number;
+    maxSessions: number;
+  };
   sessions?: SessionStore;
   random?: () => number;
   now?: () => number;
@@ -79,6 +90,8 @@ interface Exchange {
   sessionId: string | undefined;
   /** The request named no session: issue one (a cookie) on the instance that serves it. */
   issueSession: boolean;
+  /** The client key's name (CLIENT_AUTH=keys), for X-Yggdrasil-Tenant. */
+  tenant?: string | undefined;
   /** /agent/{id}/…: only this instance. */
   named?: Upstream;
 }
@@ -102,6 +115,8 @@ export class Router {
   readonly metrics: RouterMetrics;
   readonly sessions: SessionStore;
   readonly slots: SlotPool;
+  /** Per-client admission, when CLIENT_AUTH or a per-client limit is on. */
+  private readonly clients: ClientGate | undefined;
   private readonly trusted: AddressList;
   private readonly random: () => number;
   private readonly now: () => number;
@@ -156,10 +171,31 @@ export class Router {
       probe: opts.probe,
       onError: this.onBackgroundError,
     });
+    const c = opts.clients;
+    if (
+      c &&
+      ClientGate.needed({
+        auth: c.auth,
+        rateRps: c.rateRps,
+        maxInflight: c.maxInflight,
+        maxSessions: c.maxSessions,
+      })
+    ) {
+      this.clients = new ClientGate({
+        ...c,
+        sessionTtlMs: opts.sessionTtlMs,
+        trustedProxies: this.trusted,
+        count: (tenant, outcome) => this.metrics.clientRequests.labels({ tenant, outcome }),
+        now: this.now,
+      });
+    }
     this.sessionSweep = every(
       10_000,
       'session sweep',
-      () => this.sessions.sweep(this.now()),
+      () => {
+        this.clients?.sweep(this.now());
+        return this.sessions.sweep(this.now());
+      },
       this.onBackgroundError,
     );
   }
@@ -212,7 +248,29 @@ export class Router {
     if (refused) return this.refuse(res, refused, started);
     const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
     const issueSession = this.opts.sessionAffinity && sessionId === undefined;
-    await this.run({ req, res, target, started, expectsContinue, sessionId, issueSession });
+    await this.admitted(req, res, started, sessionId, (tenant) =>
+      this.run({ req, res, target, started, expectsContinue, sessionId, issueSession, tenant }),
+    );
+  }
+
+  /** Runs `go` for a client the client gate lets in (directly when no per-client rule is on). */
+  private async admitted(
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    sessionId: string | undefined,
+    go: (tenant: string | undefined) => Promise<void>,
+  ): Promise<void> {
+    if (!this.clients) return go(undefined);
+    const a = await this.clients.admit(req, res);
+    if (a instanceof YggError) return this.refuse(res, a, started);
+    try {
+      const refused = sessionId === undefined ? undefined : this.clients.session(a, sessionId);
+      if (refused) return this.refuse(res, refused, started);
+      await go(a.tenant);
+    } finally {
+      a.release();
+    }
   }
 
   /** Proxies a request to one named instance (GET /agent/{id}/health and friends). */
@@ -243,7 +301,19 @@ export class Router {
     const refused = this.admissionError(req);
     if (refused) return this.refuse(res, refused, started);
     const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
-    await this.run({ req, res, target, started, expectsContinue, sessionId, issueSession: false, named: up });
+    await this.admitted(req, res, started, sessionId, (tenant) =>
+      this.run({
+        req,
+        res,
+        target,
+        started,
+        expectsContinue,
+        sessionId,
+        issueSession: false,
+        named: up,
+        tenant,
+      }),
+    );
   }
 
   /** Carries an Upgrade (WebSocket) to the session's instance; the connection holds a slot while open. */
@@ -251,7 +321,30 @@ export class Router {
     socket.on('error', () => socket.destroy());
     if (this.closing) return refuseSocket(socket, SHUTTING_DOWN());
     const extra: Record<string, string> = {};
-    let sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
+    const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
+    // The client gate applies to WebSockets too; the connection holds its in-flight budget while open.
+    const admission = this.clients ? await this.clients.admit(req) : undefined;
+    if (admission instanceof YggError) return refuseSocket(socket, admission);
+    try {
+      const refused =
+        admission && sessionId !== undefined ? this.clients?.session(admission, sessionId) : undefined;
+      if (refused) return refuseSocket(socket, refused);
+      await this.carryUpgrade(req, socket, head, target, sessionId, admission?.tenant, extra);
+    } finally {
+      admission?.release();
+    }
+  }
+
+  private async carryUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    target: string,
+    requested: string | undefined,
+    tenant: string | undefined,
+    extra: Record<string, string>,
+  ): Promise<void> {
+    let sessionId = requested;
     let placed: Placement;
     try {
       placed = await this.place(socket, sessionId, undefined);
@@ -267,7 +360,7 @@ export class Router {
     if (placed.moved) extra[SESSION_MOVED_HEADER] = '1';
     let verdict: 'success' | 'failure' | 'neutral' = 'neutral';
     try {
-      const headers = upstreamHeaders(req, { trustedProxies: this.trusted, sessionId });
+      const headers = upstreamHeaders(req, { trustedProxies: this.trusted, sessionId, tenant });
       const outcome = await proxyUpgrade(lease, req, socket, head, target, headers, extra);
       if (outcome.kind === 'failed') {
         verdict = 'failure';
@@ -340,7 +433,11 @@ export class Router {
         return this.record('none', 499, ex.started);
       }
     }
-    const headers = upstreamHeaders(req, { trustedProxies: this.trusted, sessionId: ex.sessionId });
+    const headers = upstreamHeaders(req, {
+      trustedProxies: this.trusted,
+      sessionId: ex.sessionId,
+      tenant: ex.tenant,
+    });
     let exclude: Upstream | undefined;
     let movedOnce = false;
     for (let attempt = 1; ; attempt++) {
@@ -534,6 +631,7 @@ export class Router {
   ): void {
     const headers: Record<string, string> = instance === 'none' ? {} : { [INSTANCE_HEADER]: instance };
     if (close) headers.connection = 'close';
+    if (err.status === 401) headers['www-authenticate'] = 'Bearer realm="yggdrasil"';
     sendError(res, err, headers);
     this.recorder(instance, err.status).ttfb.observe((performance.now() - started) / 1000);
     this.record(instance, err.status, started);
