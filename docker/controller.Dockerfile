@@ -25,10 +25,13 @@ LABEL org.opencontainers.image.title="yggdrasil/controller" \
       org.opencontainers.image.version="${VERSION}"
 RUN groupadd --system --gid 10001 ygg \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
-      --shell /usr/sbin/nologin ygg
+      --shell /usr/sbin/nologin ygg \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/yggdrasil
 COPY --from=app /app /app
 WORKDIR /app
+# STATE_DIR holds the API keys (auth.json): a volume in docker-compose.yml.
 ENV NODE_ENV=production \
+    STATE_DIR=/var/lib/yggdrasil \
     BIND_HOST=0.0.0.0 \
     LB_PORT=8080 \
     CONTROLLER_PORT=3000

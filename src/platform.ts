@@ -8,6 +8,7 @@ import { createControllerServer } from './controller/api.js';
 import { AutoscaleLoop } from './controller/autoscale-loop.js';
 import { Controller } from './controller/controller.js';
 import { nextLimits } from './controller/scaling-limits.js';
+import { parseAllowedHosts } from './core/allowed-hosts.js';
 import { authFilePath, type PlatformConfig } from './core/config.js';
 import { parseEnvNames, readEnvFile } from './core/env-file.js';
 import { YggError } from './core/errors.js';
@@ -105,6 +106,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
   const { logger } = deps;
   const driver = deps.driver ?? (await createDriver(cfg, deps));
   const auth = new AuthGate(new KeyRing(authFilePath(cfg)), cfg.AUTH_REQUIRED);
+  const hosts = parseAllowedHosts(cfg.ALLOWED_HOSTS, cfg.BIND_HOST);
   const controller = new Controller({
     driver,
     logger,
@@ -197,6 +199,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     events: controller.events,
     totals: routerTotals(router.metrics),
     logger: logger.child({ part: 'live-feed' }),
+    hosts,
   });
   // The public port's anonymous view: how the pool is doing, none of its details (stderr, pids,
   // addresses, events): those need a read key there, or the controller port.
@@ -220,6 +223,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
       (await auth.isReader(bearerOf(req.headers.authorization))) ? status() : publicStatus(),
     statusPage: lbStatusPage,
     skipUpgrade: isLiveFeedRequest,
+    hosts,
     health: () => {
       const ready = controller.readyCount();
       // With scale to zero, an empty pool is healthy: the first request starts an instance.
@@ -245,6 +249,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
         labels: { instance_id: m.id, driver: driver.kind },
       })),
     auth,
+    hosts,
     admin: {
       setScaling(body, by) {
         const next = nextLimits(controller.scalingLimits(), body);

@@ -1,11 +1,15 @@
 // The seed's quick start for real: `docker-compose up -d` on the CI override (images built locally
 // from Debian), curl /health and POST /agent/agent-1/process through nginx, Prometheus scraping the
-// controller, then `docker-compose down` leaving no container and no network behind.
+// controller, API keys made inside the container guarding the admin port (127.0.0.1 only) while
+// Prometheus keeps scraping with a read key, then `docker-compose down` leaving nothing behind.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { request } from 'undici';
 import { docker, ensureImages, imageExists, ownedContainers, testOwner } from './helpers/docker.js';
 import { httpJson } from './helpers/http.js';
 import { waitFor } from './helpers/platform.js';
@@ -17,6 +21,9 @@ const skip = requireService('docker-compose');
 
 describe('docker-compose stack (CI override)', { skip }, () => {
   const owner = testOwner();
+  const keyDir = mkdtempSync(join(tmpdir(), 'ygg-compose-'));
+  const promKeyFile = join(keyDir, 'ygg-read-key');
+  writeFileSync(promKeyFile, '');
   const project = owner.DOCKER_OWNER;
   const env = {
     ...process.env,
@@ -28,6 +35,8 @@ describe('docker-compose stack (CI override)', { skip }, () => {
     YGG_PROMETHEUS_PORT: '',
     DOCKER_GID: String(statSync('/var/run/docker.sock').gid),
     MIN_INSTANCES: '1',
+    // The read key Prometheus sends once keys exist: empty until a test writes one.
+    YGG_PROMETHEUS_KEY_FILE: promKeyFile,
   };
   const compose = (...args: string[]) =>
     exec(
@@ -62,6 +71,7 @@ describe('docker-compose stack (CI override)', { skip }, () => {
 
   after(async () => {
     await compose('down', '-v', '--remove-orphans').catch(() => {});
+    rmSync(keyDir, { recursive: true, force: true });
   });
 
   it('answers /health through nginx once an agent is ready', async () => {
@@ -107,6 +117,61 @@ describe('docker-compose stack (CI override)', { skip }, () => {
     );
     const instances = up.map((s) => s.metric.instance).sort();
     assert.deepEqual(instances, ['controller:3000', 'controller:8080']);
+  });
+
+  it('keys made inside the container guard the admin API on 127.0.0.1; the public port shows a summary; Prometheus scrapes with a read key', async () => {
+    const addAuth = async (name: string, role: string) =>
+      (
+        await compose(
+          'exec',
+          '-T',
+          'controller',
+          'node',
+          'dist/cli/main.js',
+          'add-auth',
+          '--name',
+          name,
+          '--role',
+          role,
+        )
+      ).stdout
+        .trim()
+        .split('\n')
+        .at(-1)!;
+    const admin = await addAuth('ops', 'admin');
+    writeFileSync(promKeyFile, `${await addAuth('prometheus', 'read')}\n`);
+    const api = `http://127.0.0.1:${await portOf('controller', 3000)}`;
+    await waitFor(
+      'the keys to take effect',
+      async () => (await httpJson(`${api}/status`)).status === 401,
+      10_000,
+      200,
+    );
+    const scaled = await request(`${api}/scaling`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ maxInstances: 2 }),
+    });
+    assert.equal(scaled.statusCode, 200, await scaled.body.text());
+    const anon = await httpJson<Record<string, unknown>>(`${lb}/status`);
+    assert.equal(anon.status, 200);
+    assert.equal(anon.body.events, undefined, 'no events on the public port');
+    assert.ok(!JSON.stringify(anon.body).includes('lastFailure'));
+    // A fresh scrape of the controller succeeds with the key Prometheus reads from its file.
+    const since = Date.now() / 1000;
+    await waitFor(
+      'Prometheus to scrape the controller with its key',
+      async () => {
+        const r = await httpJson<{ data: { result: Array<{ value: [number, string] }> } }>(
+          `${prom}/api/v1/query?query=${encodeURIComponent('timestamp(up{job="yggdrasil-controller"} == 1)')}`,
+        ).catch(() => undefined);
+        // The time of the last successful scrape: one after the keys existed.
+        const s = r?.body.data?.result[0];
+        return s && Number(s.value[1]) > since + 1 ? s : undefined;
+      },
+      60_000,
+      1000,
+    );
   });
 
   it('docker-compose down leaves no container and no network behind', async () => {

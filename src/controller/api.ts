@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client';
 import type { AuthGate } from '../auth/gate.js';
 import { refuseAccess } from '../auth/gate.js';
 import type { Need } from '../auth/policy.js';
+import { type AllowedHosts, hostRefused } from '../core/allowed-hosts.js';
 import { YggError } from '../core/errors.js';
 import { parseJson, readBody, sendError, sendJson } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
@@ -31,6 +32,8 @@ export interface ControllerApiOptions {
   statusPage?: (req: IncomingMessage, res: ServerResponse) => boolean;
   auth: AuthGate;
   admin: AdminActions;
+  /** ALLOWED_HOSTS: every route but /health answers only to these names. */
+  hosts: AllowedHosts;
 }
 
 interface Route {
@@ -101,6 +104,7 @@ export function createControllerServer(opts: ControllerApiOptions): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const run = async () => {
+      if (path !== '/health' && !opts.hosts.allows(req.headers.host)) throw hostRefused(req.headers.host);
       if (path === '/' && (req.method === 'GET' || req.method === 'HEAD') && opts.statusPage?.(req, res))
         return;
       const matches = routes

@@ -4,6 +4,7 @@ import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseAddressList } from './address-list.js';
+import { parseAllowedHosts } from './allowed-hosts.js';
 import { parseEnvNames, readEnvFile } from './env-file.js';
 import {
   bool,
@@ -51,6 +52,11 @@ export const PLATFORM_OPTIONS = {
     '',
     'API keys (hashes only; written by `npm run add:auth`). Empty = <STATE_DIR>/auth.json.',
     'a file path',
+  ),
+  ALLOWED_HOSTS: text(
+    '',
+    'Host names the status page, its feed and the admin API answer to (names, *.suffixes, addresses, CIDR ranges; * = any). Empty = localhost names, loopback addresses and BIND_HOST.',
+    'a comma list of host names, *.suffixes, addresses or CIDR ranges, or *',
   ),
   AUTH_REQUIRED: oneOf(
     ['auto', 'always', 'never'],
@@ -304,6 +310,13 @@ export function loadPlatformConfig(
     ],
   ];
   for (const [broken, message] of rules) if (broken) throw configError(message);
+  try {
+    parseAllowedHosts(cfg.ALLOWED_HOSTS, cfg.BIND_HOST);
+  } catch (err) {
+    throw configError(
+      `ALLOWED_HOSTS=${JSON.stringify(cfg.ALLOWED_HOSTS)} is not allowed: ${(err as Error).message}; expected ${PLATFORM_OPTIONS.ALLOWED_HOSTS.allowed}`,
+    );
+  }
   try {
     parseEnvNames(cfg.AGENT_ENV);
   } catch (err) {

@@ -30,6 +30,10 @@ export const ERROR_CATALOGUE = {
     status: 403,
     doc: 'An admin route was called and no admin key exists yet: run `npm run add:auth -- --name NAME --role admin`.',
   },
+  YGG_ERR_HOST_NOT_ALLOWED: {
+    status: 403,
+    doc: 'The Host of the request is not in ALLOWED_HOSTS (the status page, its feed and the admin API).',
+  },
   YGG_ERR_NOT_FOUND: { status: 404, doc: 'No such route.' },
   YGG_ERR_METHOD_NOT_ALLOWED: { status: 405, doc: 'The route exists but not for this HTTP method.' },
   YGG_ERR_UNKNOWN_INSTANCE: { status: 404, doc: 'No instance with this id is in the pool.' },

@@ -67,6 +67,13 @@ export interface LiveFeedOptions {
    * @default 300 (five minutes at one a second)
    */
   historySize?: number;
+  /** ALLOWED_HOSTS: a connection whose Host is another name is refused (no DNS rebinding). */
+  hosts?: { allows(host: string | undefined): boolean };
+  /**
+   * Open connections one address may hold; more are refused (a flood of handshakes stays bounded).
+   * @default 64
+   */
+  maxPerAddress?: number;
 }
 
 const EMPTY_WINDOW: WindowStats = { requestsPerSecond: 0, errorRatio: null, p95LatencyMs: null };
@@ -94,19 +101,39 @@ export class LiveFeed {
    * `access` decides what each client sees (everything when omitted).
    */
   attach(server: HttpServer, access?: FeedAccessCheck): void {
+    const perAddress = new Map<string, number>();
+    const maxPerAddress = this.opts.maxPerAddress ?? 64;
     const io = new IoServer(server, {
       path: LIVE_FEED_PATH,
       serveClient: true,
+      // Clients send nothing but their handshake: no large message is accepted from them.
+      maxHttpBufferSize: 16 * 1024,
       // The LB port carries agents' WebSockets too: engine.io must not cut upgrades it does not own
       // (a queued WebSocket waits for a slot longer than engine.io's 1 s default).
       destroyUpgrade: false,
       allowRequest: (req: IncomingMessage, cb: (err: string | null | undefined, ok: boolean) => void) => {
         // Once stopping, refuse new connections so the ports can close.
         if (this.closed) return cb('the platform is stopping', false);
+        if (this.opts.hosts && !this.opts.hosts.allows(req.headers.host)) {
+          return cb('YGG_ERR_HOST_NOT_ALLOWED: Host is not in ALLOWED_HOSTS', false);
+        }
         if (!isSameHost(req.headers.origin, req.headers.host))
           return cb('cross-site connection refused', false);
+        const from = req.socket.remoteAddress ?? '';
+        if ((perAddress.get(from) ?? 0) >= maxPerAddress) {
+          return cb(`too many live-feed connections from this address (at most ${maxPerAddress})`, false);
+        }
         cb(null, true);
       },
+    });
+    io.engine.on('connection', (raw: { request: IncomingMessage; once(e: 'close', f: () => void): void }) => {
+      const from = raw.request.socket.remoteAddress ?? '';
+      perAddress.set(from, (perAddress.get(from) ?? 0) + 1);
+      raw.once('close', () => {
+        const left = (perAddress.get(from) ?? 1) - 1;
+        if (left <= 0) perAddress.delete(from);
+        else perAddress.set(from, left);
+      });
     });
     io.use((socket, next) => {
       const auth = socket.handshake.auth as { token?: unknown } | undefined;
@@ -228,9 +255,9 @@ function redactStats(s: LiveStats): LiveStats {
   };
 }
 
-/** The anonymous view of a greeting: redacted stats and no events. */
+/** The anonymous view of a greeting: redacted stats, no events, and no chart history (kept small). */
 function redactHello(h: LiveHello): LiveHello {
-  return { ...h, stats: redactStats(h.stats), events: [] };
+  return { ...h, stats: redactStats(h.stats), history: [], events: [] };
 }
 
 /** A metric read as prom-client's `get()` answers (the router's counter and histogram). */

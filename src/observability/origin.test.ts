@@ -8,11 +8,24 @@ describe('isSameHost', () => {
       { name: 'no Origin (CLI, scripts)', origin: undefined, host: '127.0.0.1:8080', want: true },
       { name: 'the page of this port', origin: 'http://127.0.0.1:8080', host: '127.0.0.1:8080', want: true },
       {
-        name: 'behind a proxy that drops the port',
+        name: 'another port of this host is another origin',
+        origin: 'http://127.0.0.1:9999',
+        host: '127.0.0.1:8080',
+        want: false,
+      },
+      {
+        name: 'a proxy that drops the port is refused (keep it: Host $http_host)',
         origin: 'http://ygg.example:8081',
         host: 'ygg.example',
+        want: false,
+      },
+      {
+        name: 'the default port written or not',
+        origin: 'http://ygg.example',
+        host: 'ygg.example:80',
         want: true,
       },
+      { name: 'https default port', origin: 'https://ygg.example', host: 'ygg.example', want: true },
       { name: 'another site', origin: 'https://evil.example', host: '127.0.0.1:8080', want: false },
       {
         name: 'localhost vs 127.0.0.1 are different sites',

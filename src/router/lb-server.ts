@@ -6,6 +6,7 @@
 // be answered (and a client that closes the connection leaves nothing behind).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { type AllowedHosts, hostRefused } from '../core/allowed-hosts.js';
 import { YggError } from '../core/errors.js';
 import { sendError, sendJson } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
@@ -24,6 +25,8 @@ export interface LbServerOptions {
   statusPage?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Upgrades another listener on this server answers (the live feed's Socket.IO path). */
   skipUpgrade?: (req: IncomingMessage) => boolean;
+  /** ALLOWED_HOSTS: the platform's own routes but /health answer only to these (proxied traffic is the agents'). */
+  hosts?: AllowedHosts;
 }
 
 const AGENT_PREFIX = '/agent/';
@@ -35,6 +38,10 @@ export function createLbServer(opts: LbServerOptions): Server {
     if (path !== '/health' && path !== '/status' && path !== '/metrics') return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(res, new YggError('YGG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`));
+      return true;
+    }
+    if (path !== '/health' && opts.hosts && !opts.hosts.allows(req.headers.host)) {
+      sendError(res, hostRefused(req.headers.host));
       return true;
     }
     if (path === '/health') {
