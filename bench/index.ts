@@ -9,6 +9,7 @@ import { run as runChaos } from './chaos.js';
 import { measureColdStart } from './cold-start.js';
 import { run as runControlPlane } from './control-plane.js';
 import { run as runDataPlane } from './data-plane.js';
+import { run as runFlood } from './flood.js';
 import { run as runFootprint } from './footprint.js';
 import { canPin } from './procs.js';
 import { run as runProfile } from './profile.js';
@@ -66,6 +67,7 @@ const SECTIONS: Array<{
   { name: 'overload', run: runOverload },
   { name: 'data-plane', run: runDataPlane },
   { name: 'chaos', run: runChaos },
+  { name: 'flood', run: runFlood },
   { name: 'cold-start', run: coldStart },
   { name: 'scaling', run: runScaling },
   { name: 'footprint', run: runFootprint },

@@ -32,11 +32,23 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
     ? await startPlatformProcess({ MIN_INSTANCES: '1', MAX_INSTANCES: '1' }, [], baseline.tree)
     : undefined;
   const beforeName = baseline ? `router before (${baseline.commit})` : '';
+  // The same router with a per-client rate limit every request goes through (set high: nothing is
+  // refused), for what the limiter costs.
+  const limited = opts.quick
+    ? undefined
+    : await startPlatformProcess({
+        MIN_INSTANCES: '1',
+        MAX_INSTANCES: '1',
+        RATE_LIMIT_RPS: '1000000',
+        RATE_LIMIT_BURST: '0',
+      });
+  const limitedName = 'router + RATE_LIMIT_RPS';
   try {
     const targets: Target[] = [
       { name: 'direct (ceiling)', url: `http://127.0.0.1:${agent.port}${PATH}`, pids: () => [] },
       { name: 'yggdrasil router', url: `${platform.lbUrl}${PATH}`, pids: () => [platform.pid] },
       ...(before ? [{ name: beforeName, url: `${before.lbUrl}${PATH}`, pids: () => [before.pid] }] : []),
+      ...(limited ? [{ name: limitedName, url: `${limited.lbUrl}${PATH}`, pids: () => [limited.pid] }] : []),
       { name: 'nginx (1 worker)', url: `${nginx1.url}${PATH}`, pids: () => nginx1.pids() },
       { name: 'nginx (auto)', url: `${nginxAuto.url}${PATH}`, pids: () => nginxAuto.pids() },
     ];
@@ -70,6 +82,7 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
     const cpuVsBefore = before
       ? med('yggdrasil router', 'cpuUsPerReq') / med(beforeName, 'cpuUsPerReq')
       : undefined;
+    const limiterVsPlain = limited ? rps(limitedName) / rps('yggdrasil router') : undefined;
 
     // Added latency at a fixed rate, open loop: router vs the same agent directly.
     const rate = 1000;
@@ -112,6 +125,11 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
                 `${beforeName} is the router before issue 9's work (a git worktree built in this run, its own agent on the same core), interleaved with the others: router now / before = ${round(routerVsBefore, 3)} in req/s, ${round(cpuVsBefore, 3)} in CPU per request.`,
               ]
             : []),
+          ...(limiterVsPlain !== undefined
+            ? [
+                `${limitedName}: the same router with a per-client rate limit (rate-limiter-flexible, in memory) that every request passes through, and its RateLimit headers: ${round(limiterVsPlain, 3)} × the router's req/s (${round(med(limitedName, 'cpuUsPerReq') - med('yggdrasil router', 'cpuUsPerReq'), 1)} µs of CPU more per request).`,
+              ]
+            : []),
         ],
         figures: {
           routerRps: rps('yggdrasil router'),
@@ -122,6 +140,13 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
           routerVsDirect,
           ...(routerVsBefore !== undefined && cpuVsBefore !== undefined
             ? { routerVsBefore, cpuVsBefore }
+            : {}),
+          ...(limiterVsPlain !== undefined
+            ? {
+                limiterVsPlain,
+                limitedRps: rps(limitedName),
+                limitedCpuUsPerReq: med(limitedName, 'cpuUsPerReq'),
+              }
             : {}),
           routerCpuUsPerReq: med('yggdrasil router', 'cpuUsPerReq'),
           nginxCpuUsPerReq: med('nginx (1 worker)', 'cpuUsPerReq'),
@@ -146,6 +171,7 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
     await nginxAuto.stop();
     await platform.stop();
     await before?.stop();
+    await limited?.stop();
     baseline?.remove();
   }
 }
