@@ -201,9 +201,18 @@ describe('keys and roles', () => {
     const before = ready.restarts;
     const restart = await cli(['restart', ready.id, '--url', p.controllerUrl], { YGG_TOKEN: admin });
     assert.equal(restart.code, 0, restart.stderr);
-    await waitFor('the restart', () => {
-      const i = p.controller.status().instances.find((x) => x.id === ready.id);
-      return i?.state === 'ready' && i.restarts === before + 1;
+    await waitFor(
+      'the restart',
+      () => {
+        const i = p.controller.status().instances.find((x) => x.id === ready.id);
+        return i?.state === 'ready' && i.restarts === before + 1;
+      },
+      20_000,
+    ).catch((err: Error) => {
+      const s = p.controller.status();
+      throw new Error(
+        `${err.message}: ${JSON.stringify({ instances: s.instances.map((i) => [i.id, i.state, i.restarts]), events: s.events.slice(-8).map((e) => e.message) })}`,
+      );
     });
     const unknown = await call(`${p.controllerUrl}/instances/agent-99/drain`, admin, { method: 'POST' });
     assert.equal(unknown.status, 404);

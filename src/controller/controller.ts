@@ -402,8 +402,9 @@ export class Controller {
       now,
       slots: [...this.slots.values()].map((s) => ({
         id: s.id,
-        // A slot drained to restart is on its way back: no replacement for it.
+        // A slot drained to restart is on its way back: no replacement for it, and not a victim.
         state: s.restartPending && s.state === 'draining' ? 'starting' : s.state,
+        ...(s.restartPending ? { keep: true } : {}),
         inflight: this.load.inflight(s.id),
         sessions: this.load.sessions(s.id),
         ...(s.nextRestartAt !== undefined ? { nextRestartAt: s.nextRestartAt } : {}),

@@ -16,6 +16,8 @@ export interface SlotView {
   sessions: number;
   /** For failed slots: when the backoff allows the next restart (ms since epoch). */
   nextRestartAt?: number;
+  /** Never picked to go when scaling down (a slot being restarted on request). */
+  keep?: boolean;
 }
 
 export function slotNumber(id: string): number {

@@ -97,6 +97,12 @@ describe('reconcile', () => {
       slots: [slot('agent-1', 'ready'), slot('agent-2', 'ready', { inflight: 1 })],
       want: { drain: ['agent-1', 'agent-2'] },
     },
+    {
+      name: 'a slot being restarted on request is never the victim',
+      desired: 1,
+      slots: [slot('agent-1', 'ready', { inflight: 5 }), slot('agent-2', 'starting', { keep: true })],
+      want: { drain: ['agent-1'] },
+    },
   ];
   for (const row of table) {
     it(row.name, () => {

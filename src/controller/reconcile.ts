@@ -26,7 +26,8 @@ export function reconcile({ desired, slots, now }: ReconcileInput): ReconcilePla
   if (live.length > desired) {
     // Remove what serves least first: failed, then starting, then ready with fewest sessions and in-flight.
     const rank = (s: SlotView) => (s.state === 'failed' ? 0 : s.state === 'starting' ? 1 : 2);
-    const victims = [...live]
+    const victims = live
+      .filter((s) => !s.keep)
       .sort(
         (a, b) =>
           rank(a) - rank(b) ||
