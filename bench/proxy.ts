@@ -47,8 +47,9 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
     const targets: Target[] = [
       { name: 'direct (ceiling)', url: `http://127.0.0.1:${agent.port}${PATH}`, pids: () => [] },
       { name: 'yggdrasil router', url: `${platform.lbUrl}${PATH}`, pids: () => [platform.pid] },
-      ...(before ? [{ name: beforeName, url: `${before.lbUrl}${PATH}`, pids: () => [before.pid] }] : []),
+      // Each comparison runs right after the router it is compared with, so drift hits both alike.
       ...(limited ? [{ name: limitedName, url: `${limited.lbUrl}${PATH}`, pids: () => [limited.pid] }] : []),
+      ...(before ? [{ name: beforeName, url: `${before.lbUrl}${PATH}`, pids: () => [before.pid] }] : []),
       { name: 'nginx (1 worker)', url: `${nginx1.url}${PATH}`, pids: () => nginx1.pids() },
       { name: 'nginx (auto)', url: `${nginxAuto.url}${PATH}`, pids: () => nginxAuto.pids() },
     ];
@@ -78,11 +79,29 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
     const rps = (n: string) => med(n, 'rps');
     const routerVsNginx = rps('yggdrasil router') / rps('nginx (1 worker)');
     const routerVsDirect = rps('yggdrasil router') / rps('direct (ceiling)');
-    const routerVsBefore = before ? rps('yggdrasil router') / rps(beforeName) : undefined;
-    const cpuVsBefore = before
-      ? med('yggdrasil router', 'cpuUsPerReq') / med(beforeName, 'cpuUsPerReq')
+    // Ratios between two targets are taken round by round (the two runs seconds apart), then the
+    // median: this machine's noise moves whole rounds, and a ratio of medians would mix rounds.
+    const paired = (a: string, b: string, key: 'rps' | 'cpuUsPerReq') => {
+      const xs = results.get(a)!;
+      const ys = results.get(b)!;
+      const ratios = xs.map((x, i) => x[key] / ys[i]![key]).filter(Number.isFinite);
+      return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+    };
+    const spread = (r: { min: number; max: number }) => `${round(r.min, 2)}–${round(r.max, 2)}`;
+    const vsBefore = before ? paired('yggdrasil router', beforeName, 'rps') : undefined;
+    const cpuVsBeforeR = before ? paired('yggdrasil router', beforeName, 'cpuUsPerReq') : undefined;
+    const routerVsBefore = vsBefore?.median;
+    const cpuVsBefore = cpuVsBeforeR?.median;
+    const limiter = limited ? paired(limitedName, 'yggdrasil router', 'rps') : undefined;
+    const limiterCpu = limited ? paired(limitedName, 'yggdrasil router', 'cpuUsPerReq') : undefined;
+    const limiterVsPlain = limiter?.median;
+    const limiterExtraUs = limited
+      ? median(
+          results
+            .get(limitedName)!
+            .map((x, i) => x.cpuUsPerReq - results.get('yggdrasil router')![i]!.cpuUsPerReq),
+        )
       : undefined;
-    const limiterVsPlain = limited ? rps(limitedName) / rps('yggdrasil router') : undefined;
 
     // Added latency at a fixed rate, open loop: router vs the same agent directly.
     const rate = 1000;
@@ -122,12 +141,12 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
           `router / nginx (1 worker) = ${round(routerVsNginx, 2)}; router / direct = ${round(routerVsDirect, 2)}.`,
           ...(routerVsBefore !== undefined && cpuVsBefore !== undefined
             ? [
-                `${beforeName} is the router before issue 9's work (a git worktree built in this run, its own agent on the same core), interleaved with the others: router now / before = ${round(routerVsBefore, 3)} in req/s, ${round(cpuVsBefore, 3)} in CPU per request.`,
+                `${beforeName} is the router before issue 9's work (a git worktree built in this run, its own agent on the same core), interleaved with the others: router now / before = ${round(routerVsBefore, 3)} in req/s (rounds ${spread(vsBefore!)}), ${round(cpuVsBefore, 3)} in CPU per request (rounds ${spread(cpuVsBeforeR!)}).`,
               ]
             : []),
           ...(limiterVsPlain !== undefined
             ? [
-                `${limitedName}: the same router with a per-client rate limit (rate-limiter-flexible, in memory) that every request passes through, and its RateLimit headers: ${round(limiterVsPlain, 3)} × the router's req/s (${round(med(limitedName, 'cpuUsPerReq') - med('yggdrasil router', 'cpuUsPerReq'), 1)} µs of CPU more per request).`,
+                `${limitedName}: the same router with a per-client rate limit (rate-limiter-flexible, in memory) that every request passes through, and its RateLimit headers, run right after the plain router in each round: ${round(limiterVsPlain, 3)} × its req/s (rounds ${spread(limiter!)}), ${round(limiterExtraUs!, 1)} µs of CPU more per request (CPU ratio ${round(limiterCpu!.median, 3)}, rounds ${spread(limiterCpu!)}). Ratios are medians of per-round ratios.`,
               ]
             : []),
         ],
@@ -146,6 +165,7 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
                 limiterVsPlain,
                 limitedRps: rps(limitedName),
                 limitedCpuUsPerReq: med(limitedName, 'cpuUsPerReq'),
+                limiterExtraCpuUsPerReq: limiterExtraUs,
               }
             : {}),
           routerCpuUsPerReq: med('yggdrasil router', 'cpuUsPerReq'),
