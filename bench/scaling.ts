@@ -4,8 +4,8 @@
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
-import type { ControllerEvent } from '../src/controller/events.js';
 import { loadPlatformConfig } from '../src/core/config.js';
+import type { ControllerEvent } from '../src/core/events.js';
 import { createLogger } from '../src/core/logger.js';
 import { type Platform, startPlatform } from '../src/platform.js';
 import { makeDriver } from './cold-start.js';

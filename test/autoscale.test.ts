@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ScaleDecision } from '../src/autoscaler/kpa.js';
-import type { ControllerEvent } from '../src/controller/events.js';
+import type { ControllerEvent } from '../src/core/events.js';
 import type { Platform } from '../src/platform.js';
 import { bootPlatform, json, waitFor } from './helpers/platform.js';
 

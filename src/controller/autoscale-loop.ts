@@ -1,15 +1,28 @@
 // Runs the KPA decider against the live system: samples the router's concurrency (in-flight + queued)
 // and the instances' CPU, decides every SCALE_INTERVAL_MS, and sets the controller's desired count.
 // Also answers the activator: a request waiting with no instance ready triggers a decision at once.
-import { Gauge } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { KpaAutoscaler, type ScaleDecision } from '../autoscaler/kpa.js';
-import { every } from '../core/background.js';
-import type { Controller } from './controller.js';
+import { type BackgroundErrorHandler, every } from '../core/background.js';
+
+/** What the loop drives, declared here by the loop: the controller, or anything that sizes a pool. */
+export interface ScaleTarget {
+  readyCount(): number;
+  /** CPU (cores) of each ready instance, when sampled. */
+  usageOfReady(): ReadonlyArray<{ cpu: number | undefined }>;
+  setDesired(count: number, reason: string, data: Record<string, unknown>): void;
+}
 
 export interface AutoscaleLoopOptions {
-  controller: Controller;
-  /** In-flight plus queued requests across the pool, now. */
+  target: ScaleTarget;
+  /** Where the loop's gauges are registered. */
+  registry: Registry;
+  /** Where errors of the loop's timers go. */
+  onError: BackgroundErrorHandler;
+  /** In-flight plus queued requests across the pool, now (summed over every router). */
   concurrency: () => number;
+  /** False while the loop may not scale (the shared state is unreachable): no decisions are made. */
+  mayScale?: () => boolean;
   minInstances: number;
   maxInstances: number;
   maxConcurrency: number;
@@ -49,7 +62,7 @@ export class AutoscaleLoop {
       scaleToZeroGraceMs: opts.scaleToZeroGraceMs,
       ...(opts.targetCpu > 0 ? { targetCpu: opts.targetCpu } : {}),
     });
-    const registry = opts.controller.metrics.registry;
+    const registry = opts.registry;
     const self = this;
     new Gauge({
       name: 'yggdrasil_autoscaler_observed_concurrency',
@@ -81,7 +94,7 @@ export class AutoscaleLoop {
   }
 
   start(): void {
-    const onError = (loop: string, err: unknown) => this.opts.controller.backgroundError(loop, err);
+    const onError = this.opts.onError;
     this.timers.push(
       every(this.sampleEveryMs, 'autoscaler sampling', () => this.sample(Date.now()), onError),
       every(this.opts.scaleIntervalMs, 'autoscaler decisions', () => this.decide(Date.now()), onError),
@@ -109,7 +122,7 @@ export class AutoscaleLoop {
   }
 
   private sample(now: number): void {
-    const usage = this.opts.controller.usageOfReady();
+    const usage = this.opts.target.usageOfReady();
     const cpus = usage.map((u) => u.cpu).filter((c): c is number => c !== undefined);
     const cpu =
       cpus.length > 0 ? cpus.reduce((a, b) => a + b, 0) / cpus.length / this.opts.cpuLimitCores : undefined;
@@ -117,11 +130,12 @@ export class AutoscaleLoop {
   }
 
   private decide(now: number): void {
-    const ready = this.opts.controller.readyCount();
+    if (this.opts.mayScale && !this.opts.mayScale()) return;
+    const ready = this.opts.target.readyCount();
     const d = this.kpa.decide(now, ready);
     this.last = { ...d, at: new Date(now).toISOString() };
     if (!d.valid) return;
-    this.opts.controller.setDesired(d.desired, d.reason, {
+    this.opts.target.setDesired(d.desired, d.reason, {
       panic: d.panic,
       ready,
       observedStable: round(d.observedStable),

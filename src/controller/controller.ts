@@ -5,12 +5,13 @@
 // is guarded: its errors are logged and counted, never left as unhandled rejections.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { every, runGuarded } from '../core/background.js';
+import { type ControllerEvent, EventLog, type EventType } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
+import type { InstanceState, PoolMember, PoolOutlook } from '../core/pool.js';
 import type { Endpoint, ExitInfo, InstanceDriver, InstanceHandle } from '../runtime/driver.js';
 import { urlOf } from '../runtime/driver.js';
-import { type ControllerEvent, EventLog, type EventType } from './events.js';
 import { type ProbeResult, probeHealth } from './health-probe.js';
-import { type InstanceState, slotNumber } from './instance.js';
+import { slotNumber } from './instance.js';
 import { type ControllerMetrics, createControllerMetrics } from './metrics.js';
 import { reconcile } from './reconcile.js';
 import { CRASH_LOOP_THRESHOLD, planRestart, STABLE_AFTER_MS, wasKilled } from './restart-backoff.js';
@@ -40,6 +41,13 @@ export interface ControllerOptions {
   reconcileIntervalMs?: number;
   /** How often CPU and memory are sampled. */
   usageIntervalMs?: number;
+  /**
+   * False while this controller may not change the pool (a leader whose lease may have run out):
+   * nothing is started, drained or removed, the pool is kept as it is. @default always true
+   */
+  mayAct?: () => boolean;
+  /** Where events go (a controller role keeps one log across its terms). @default a new one */
+  events?: EventLog;
 }
 
 /** What the data plane reports back: load per instance (in-flight requests, pinned sessions). */
@@ -48,13 +56,7 @@ export interface LoadSource {
   sessions(id: string): number;
 }
 
-/** An instance as the router needs it. */
-export interface PoolMember {
-  id: string;
-  incarnation: string;
-  endpoint: Endpoint;
-  state: InstanceState;
-}
+export type { PoolMember } from '../core/pool.js';
 
 interface Failure {
   at: number;
@@ -127,7 +129,7 @@ const NO_LOAD: LoadSource = { inflight: () => 0, sessions: () => 0 };
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
 export class Controller {
-  readonly events = new EventLog();
+  readonly events: EventLog;
   readonly metrics: ControllerMetrics;
   private readonly slots = new Map<string, Slot>();
   private readonly poolListeners: Array<(members: PoolMember[]) => void> = [];
@@ -150,6 +152,7 @@ export class Controller {
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.logger.child({ part: 'controller' });
+    this.events = opts.events ?? new EventLog();
     this.limits = { minInstances: opts.minInstances, maxInstances: opts.maxInstances };
     this.probe = opts.probe ?? probeHealth;
     this.healthPath = opts.healthPath ?? '/health';
@@ -203,6 +206,23 @@ export class Controller {
       [...this.slots.values()].map((s) => (s.state === 'ready' ? this.drainSlot(s) : this.removeSlot(s))),
     );
     await this.opts.driver.close();
+  }
+
+  /**
+   * Lets the pool go without stopping it, as a deposed leader must: the loops stop, no instance is
+   * touched by this controller again, and the next leader adopts them (a driver that can hand its
+   * instances over: Docker). A driver whose instances cannot outlive this process stops them instead.
+   * The controller is spent afterwards.
+   */
+  async abandon(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    const driver = this.opts.driver;
+    driver.detach?.();
+    await driver.close();
+    this.slots.clear();
+    this.notifyPool();
   }
 
   /** Resolves once at least `count` instances are ready, or rejects after `timeoutMs`. */
@@ -308,7 +328,7 @@ export class Controller {
    * restarts within a second, or the desired count asks for more; 'none' when every instance failed
    * and waits out a longer backoff (requests are then answered at once instead of queueing).
    */
-  outlook(): 'ready' | 'starting' | 'none' {
+  outlook(): PoolOutlook {
     const now = Date.now();
     let live = 0;
     let coming = false;
@@ -380,7 +400,7 @@ export class Controller {
     this.tickQueued = true;
     queueMicrotask(() => {
       this.tickQueued = false;
-      if (!this.stopping) this.reconcileNow();
+      if (!this.stopping && (this.opts.mayAct?.() ?? true)) this.reconcileNow();
     });
   }
 

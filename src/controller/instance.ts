@@ -1,12 +1,9 @@
 // Instance slots as the controller sees them. A slot (agent-<n>) keeps its id across restarts, like a
 // pod keeps its name; each run of it is an incarnation with its own process or container.
 
-export type InstanceState = 'starting' | 'ready' | 'draining' | 'stopped' | 'failed';
+import type { InstanceState } from '../core/pool.js';
 
-/** States that count toward the desired number of instances (failed = waiting to restart). */
-export function isLive(state: InstanceState): boolean {
-  return state === 'starting' || state === 'ready' || state === 'failed';
-}
+export { type InstanceState, isLive } from '../core/pool.js';
 
 export interface SlotView {
   id: string;

@@ -255,6 +255,36 @@ export const PLATFORM_OPTIONS = {
     30 * SECOND,
     'First ejection time of an open breaker (doubles on repeated ejections).',
   ),
+  REDIS_URL: text(
+    '',
+    'Redis that `yggdrasil router` and `yggdrasil controller` share the pool, sessions, load and leadership through (redis://host:port/db). Empty = none (`start` never needs it).',
+    'a redis:// or rediss:// URL',
+    /^(rediss?:\/\/\S+)?$/,
+  ),
+  REDIS_PREFIX: text(
+    'ygg',
+    'Prefix of every Redis key and channel of this pool (two pools on one Redis need two prefixes).',
+    'letters, digits, and . _ : -',
+    /^[\w.:-]+$/,
+  ),
+  NODE_ID: text(
+    '',
+    'Name of this router or controller in the shared state (leadership.holder). Empty = <hostname>-<pid>.',
+    'letters, digits, and . _ : -',
+    /^[\w.:-]*$/,
+  ),
+  ROUTER_HEARTBEAT_MS: int(
+    50,
+    MINUTE,
+    SECOND,
+    'How often each router reports its load and rereads the pool (a router silent for 3 heartbeats is gone).',
+  ),
+  LEADER_LEASE_MS: int(
+    300,
+    10 * MINUTE,
+    5 * SECOND,
+    "The leading controller's lease; a standby takes over within 2 leases of its loss.",
+  ),
   TARGET_UTILIZATION: num(0.01, 1, 0.7, 'Share of MAX_CONCURRENCY the autoscaler aims for per instance.'),
   TARGET_CPU: num(
     0,

@@ -60,6 +60,10 @@ export const ERROR_CATALOGUE = {
   YGG_ERR_UPSTREAM: { status: 502, doc: 'The instance failed before sending a complete response.' },
   YGG_ERR_TIMEOUT: { status: 504, doc: 'The instance did not answer within REQUEST_TIMEOUT_MS.' },
   YGG_ERR_SHUTTING_DOWN: { status: 503, doc: 'Yggdrasil is stopping and takes no new requests.' },
+  YGG_ERR_NOT_LEADER: {
+    status: 503,
+    doc: 'This controller stands by: the leading controller (named in the message) takes admin requests.',
+  },
   YGG_ERR_AGENT_FAILURE: { status: 500, doc: 'The reference agent was asked to fail (`fail: true`).' },
   YGG_ERR_CONFIG: { status: 0, doc: 'A configuration value is invalid; start-up stops with exit code 2.' },
   YGG_ERR_DRIVER: { status: 0, doc: 'The runtime driver could not start, stop or inspect an instance.' },

@@ -1,5 +1,6 @@
-// The controller's recent events (lifecycle and scaling), kept in a bounded ring for /status and
-// pushed to subscribers (logs, metrics, the live status feed).
+// The pool's recent events (lifecycle, scaling, breakers), kept in a bounded ring for /status and
+// pushed to subscribers (logs, metrics, the live feed). Shared vocabulary: the controller writes them,
+// observability and the shared-state publisher read them.
 
 export type EventType =
   | 'instance_starting'

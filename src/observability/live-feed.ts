@@ -3,7 +3,7 @@
 // minutes of history for a client that connects late. The protocol is in protocol.ts and docs/live-feed.md.
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import { Server as IoServer } from 'socket.io';
-import type { EventLog } from '../controller/events.js';
+import type { EventLog } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { isSameHost } from './origin.js';
 import {

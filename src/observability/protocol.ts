@@ -1,6 +1,6 @@
 // The live feed's wire format (Socket.IO on both ports), shared by the server, the CLI and the docs
 // (docs/live-feed.md). Changing a field here is a protocol change: bump LIVE_FEED_VERSION.
-import type { ControllerEvent } from '../controller/events.js';
+import type { ControllerEvent } from '../core/events.js';
 
 export const LIVE_FEED_VERSION = 2;
 

@@ -8,7 +8,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Principal } from '../auth/keys.js';
-import type { InstanceState } from '../controller/instance.js';
 import { type AddressList, parseAddressList } from '../core/address-list.js';
 import { type BackgroundErrorHandler, every } from '../core/background.js';
 import { fullJitter } from '../core/backoff.js';
@@ -24,12 +23,13 @@ import { forward, INSTANCE_HEADER } from './forward.js';
 import { upstreamHeaders } from './headers.js';
 import { lazyBody } from './lazy-body.js';
 import { createRouterMetrics, type RouterMetrics } from './metrics.js';
+import type { PoolSource } from './pool-source.js';
 import { issuedTarget, issueSessionId, SESSION_MOVED_HEADER, sessionCookie } from './session-id.js';
 import { MemorySessionStore, type SessionStore } from './session-store.js';
 import { type Lease, SlotPool } from './slot-pool.js';
 import { proxyUpgrade, refuseSocket } from './upgrade.js';
 import { type Upstream, UpstreamSet } from './upstreams.js';
-import { CLIENT_GONE, type PoolOutlook } from './waiting-room.js';
+import { CLIENT_GONE } from './waiting-room.js';
 
 export interface RouterOptions {
   maxConcurrency: number;
@@ -51,18 +51,10 @@ export interface RouterOptions {
   /** TRUSTED_PROXIES. */
   trustedProxies?: string;
   logger: Logger;
-  /** Looks an instance up by id whatever its state (for /agent/{id}/… routes). */
-  lookup: (id: string) => { state: InstanceState } | undefined;
-  /** Called when a request waits and no instance is ready (scale from zero: start one now). */
-  onDemand?: () => void;
-  /** Whether capacity may come when none is ready (fail fast with YGG_ERR_NO_INSTANCES otherwise). */
-  outlook?: () => PoolOutlook;
+  /** The pool's members and the control plane's answers (in-process or through Redis). */
+  pool: PoolSource;
   /** Called on every breaker state change (events, live feed). */
   onBreaker?: (instance: string, t: BreakerTransition) => void;
-  /** Asks for a new incarnation of an instance that stays bad. */
-  onReplace?: (instance: string, reason: string) => void;
-  /** A health check of a suspect instance now (false: it failed). */
-  probe?: (instance: string) => Promise<boolean | undefined>;
   /** CLIENT_AUTH and the per-client limits (off when omitted or all zero). */
   clients?: {
     auth: 'none' | 'keys';
@@ -164,11 +156,11 @@ export class Router {
       logger: opts.logger,
       now: this.now,
       random: this.random,
-      onDemand: opts.onDemand,
-      outlook: opts.outlook,
+      onDemand: () => opts.pool.demand(),
+      outlook: () => opts.pool.outlook(),
       onBreaker: opts.onBreaker,
-      onReplace: opts.onReplace,
-      probe: opts.probe,
+      onReplace: (id, reason) => opts.pool.replace(id, reason),
+      probe: (id) => opts.pool.probe(id),
       onError: this.onBackgroundError,
     });
     const c = opts.clients;
@@ -198,6 +190,9 @@ export class Router {
       },
       this.onBackgroundError,
     );
+    opts.pool.onMembers((members) => {
+      if (!this.closing) this.upstreams.sync(members);
+    });
   }
 
   /** Background work that failed: logged and counted, never an unhandled rejection. */
@@ -282,7 +277,7 @@ export class Router {
     expectsContinue = false,
   ): Promise<void> {
     const started = performance.now();
-    const member = this.opts.lookup(id);
+    const member = this.opts.pool.lookup(id);
     if (!member) {
       return this.refuse(
         res,
@@ -538,19 +533,20 @@ export class Router {
     if (sessionId !== undefined) {
       const found = this.sessions.get(sessionId, now);
       stored = (found instanceof Promise ? await found : found) ?? undefined;
-      const b = stored ?? this.issuedBinding(sessionId);
+      let b = stored ?? this.issuedBinding(sessionId);
+      if (b && !this.servable(b, exclude, now) && stored && this.sessions.fresh) {
+        // Another router may have moved it already: follow the shared table, not the near cache.
+        const latest = await this.sessions.fresh(sessionId, now);
+        if (latest && (latest.instanceId !== b.instanceId || latest.incarnation !== b.incarnation)) {
+          stored = latest;
+          b = latest;
+        }
+      }
       if (b) {
         known = true;
-        const up = this.upstreams.get(b.instanceId);
-        if (
-          up &&
-          up !== exclude &&
-          up.incarnation === b.incarnation &&
-          !up.draining &&
-          up.breaker.available(now)
-        ) {
-          pinned = up;
-        } else moved = true;
+        const up = this.servable(b, exclude, now);
+        if (up) pinned = up;
+        else moved = true;
       }
     }
     if (pinned) {
@@ -581,6 +577,22 @@ export class Router {
     const lease = await this.slots.wait(gone, null);
     this.bindSession(sessionId, lease.up, known ? 'moved' : 'new');
     return { lease, moved: moved && known };
+  }
+
+  /** The upstream of a binding when it can take the session's request now. */
+  private servable(
+    b: { instanceId: string; incarnation: string },
+    exclude: Upstream | undefined,
+    now: number,
+  ): Upstream | undefined {
+    const up = this.upstreams.get(b.instanceId);
+    return up &&
+      up !== exclude &&
+      up.incarnation === b.incarnation &&
+      !up.draining &&
+      up.breaker.available(now)
+      ? up
+      : undefined;
   }
 
   /**

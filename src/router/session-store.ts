@@ -24,6 +24,12 @@ export interface SessionStore {
   get(sessionId: string, now: number): Awaitable<SessionBinding | undefined>;
   /** Pins (or re-pins) a session; lastSeen = now. */
   set(sessionId: string, target: SessionTarget, now: number): Awaitable<void>;
+  /**
+   * The binding as a shared table has it now, past any near cache: asked before moving a session
+   * whose cached instance is gone, since another router may have moved it already. Stores without a
+   * cache leave it out.
+   */
+  fresh?(sessionId: string, now: number): Promise<SessionBinding | undefined>;
   /** Marks a live session as used at `now`; an expired or unknown one is not revived. */
   touch(sessionId: string, now: number): Awaitable<void>;
   delete(sessionId: string): Awaitable<void>;

@@ -7,13 +7,14 @@ import type { EventEmitter } from 'node:events';
 import { type BackgroundErrorHandler, every } from '../core/background.js';
 import { YggError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { PoolOutlook } from '../core/pool.js';
 import type { Verdict } from './attribution.js';
 import { pickTwoChoices } from './balancer.js';
 import type { BreakerTransition } from './breaker.js';
 import type { RouterMetrics } from './metrics.js';
 import { type StallOptions, stallThreshold, stallVerdict, TtfbWindow } from './stall.js';
 import type { Upstream, UpstreamChange, UpstreamSet } from './upstreams.js';
-import { type PoolOutlook, WaitingRoom } from './waiting-room.js';
+import { WaitingRoom } from './waiting-room.js';
 
 /** An instance that opens its breaker this many times without recovering in between is replaced. */
 const REPLACE_AFTER_EJECTIONS = 3;
@@ -86,7 +87,6 @@ export class SlotPool {
     this.room = new WaitingRoom({
       queueMax: opts.queueMax,
       queueTimeoutMs: opts.queueTimeoutMs,
-      limit: opts.limit,
       upstreams: opts.upstreams,
       metrics: opts.metrics,
       now: opts.now,
@@ -124,7 +124,7 @@ export class SlotPool {
   /** A slot on `up` now if it has room and its breaker lets the request in, else undefined. */
   tryTake(up: Upstream): Lease | undefined {
     const now = this.opts.now();
-    if (up.inflight >= this.opts.limit || !this.usable(up, now) || !this.enter(up, now)) return undefined;
+    if (up.inflight >= up.limit || !this.usable(up, now) || !this.enter(up, now)) return undefined;
     return this.grant(up, now);
   }
 
@@ -137,12 +137,25 @@ export class SlotPool {
 
   /** A slot on a named instance, which waits for nothing: YGG_ERR_CAPACITY when it is full. */
   take(up: Upstream): Lease {
-    if (up.inflight >= this.opts.limit) {
-      throw new YggError('YGG_ERR_CAPACITY', `instance ${up.id} is at MAX_CONCURRENCY=${this.opts.limit}`, {
-        retryAfterSeconds: 1,
-      });
+    if (up.inflight >= up.limit) {
+      const what =
+        up.limit === this.opts.limit
+          ? `MAX_CONCURRENCY=${up.limit}`
+          : `this router's share of MAX_CONCURRENCY=${this.opts.limit} (${up.limit})`;
+      throw new YggError('YGG_ERR_CAPACITY', `instance ${up.id} is at ${what}`, { retryAfterSeconds: 1 });
     }
     return this.grant(up, this.opts.now(), false);
+  }
+
+  /**
+   * Sets how many slots this router may hold on `up` (its share of MAX_CONCURRENCY). A lower limit
+   * takes effect for the next grant (requests in flight finish); a higher one serves waiters at once.
+   */
+  setLimit(up: Upstream, limit: number): void {
+    const next = Math.max(0, Math.min(this.opts.limit, limit));
+    const raised = next > up.limit;
+    up.limit = next;
+    if (raised) this.room.pump(up);
   }
 
   /** Waits in the FIFO for a slot (on `pinned` when given); see WaitingRoom.wait. */
@@ -226,7 +239,9 @@ export class SlotPool {
     const { active } = this.opts.upstreams;
     const limit = this.opts.limit;
     const load = (u: Upstream) =>
-      (u === exclude && active.length > 1) || !this.usable(u, now) ? limit : u.inflight;
+      (u === exclude && active.length > 1) || u.inflight >= u.limit || !this.usable(u, now)
+        ? limit
+        : u.inflight;
     const up = pickTwoChoices(active, load, limit, this.opts.random);
     if (up && !this.enter(up, now)) return undefined;
     return up;

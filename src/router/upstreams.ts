@@ -2,14 +2,18 @@
 // count, circuit breaker and what the stall detector needs. Kept in sync with the controller's pool
 // members; a draining instance takes no new requests. Only the SlotPool changes `inflight` and `awaiting`.
 import { Pool } from 'undici';
-import type { PoolMember } from '../controller/controller.js';
-import { urlOf } from '../runtime/driver.js';
+import { type PoolMember, urlOf } from '../core/pool.js';
 import { type BreakerOptions, CircuitBreaker } from './breaker.js';
 import type { Lease } from './slot-pool.js';
 
 export class Upstream {
   /** Slots held (leases granted and not yet released). */
   inflight = 0;
+  /**
+   * Slots this router may hold at most: MAX_CONCURRENCY, or this router's share of it when several
+   * routers serve the pool (shared/capacity.ts). Only the SlotPool's grant compares against it.
+   */
+  limit: number;
   draining = false;
   /** Leases still waiting for this instance's response headers. */
   readonly awaiting = new Set<Lease>();
@@ -35,6 +39,7 @@ export class Upstream {
     connections: number,
     breaker: BreakerOptions,
   ) {
+    this.limit = connections;
     this.origin = urlOf(endpoint);
     this.breaker = new CircuitBreaker(breaker);
     this.pool = new Pool(this.origin, {
@@ -60,10 +65,20 @@ export class UpstreamSet {
   active: Upstream[] = [];
   private readonly listeners: Array<(change: UpstreamChange) => void> = [];
 
+  /** The limit a new upstream starts with (its share when routers split capacity). */
+  private initialLimit: (id: string) => number;
+
   constructor(
     private readonly connectionsPerInstance: number,
     private readonly breaker: BreakerOptions,
-  ) {}
+  ) {
+    this.initialLimit = () => connectionsPerInstance;
+  }
+
+  /** Where new upstreams take their limit from (the capacity split); existing ones keep theirs. */
+  setInitialLimit(limit: (id: string) => number): void {
+    this.initialLimit = limit;
+  }
 
   sync(members: readonly PoolMember[]): void {
     const change: UpstreamChange = { added: [], removed: [], draining: [] };
@@ -77,6 +92,7 @@ export class UpstreamSet {
       }
       if (!up) {
         up = new Upstream(m.id, m.incarnation, m.endpoint, this.connectionsPerInstance, this.breaker);
+        up.limit = Math.min(this.connectionsPerInstance, this.initialLimit(m.id));
         this.byId.set(m.id, up);
         change.added.push(up);
       }

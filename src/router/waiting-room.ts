@@ -6,6 +6,7 @@
 import type { EventEmitter } from 'node:events';
 import { type BackgroundErrorHandler, every as everyMs } from '../core/background.js';
 import { YggError } from '../core/errors.js';
+import type { PoolOutlook } from '../core/pool.js';
 import { AdmissionQueue, type Waiter } from './admission-queue.js';
 import type { RouterMetrics } from './metrics.js';
 import type { Lease } from './slot-pool.js';
@@ -13,9 +14,6 @@ import type { Upstream, UpstreamSet } from './upstreams.js';
 
 /** Rejection reason of a waiter whose client went away (nothing to answer). */
 export const CLIENT_GONE = null;
-
-/** Whether capacity may come: an instance is ready, one is starting (or about to), or none will. */
-export type PoolOutlook = 'ready' | 'starting' | 'none';
 
 interface Pending {
   resolve: (lease: Lease) => void;
@@ -25,8 +23,6 @@ interface Pending {
 export interface WaitingRoomOptions {
   queueMax: number;
   queueTimeoutMs: number;
-  /** MAX_CONCURRENCY. */
-  limit: number;
   upstreams: UpstreamSet;
   metrics: Pick<RouterMetrics, 'queueRejections' | 'queueWait'>;
   now: () => number;
@@ -115,10 +111,10 @@ export class WaitingRoom {
 
   /** Hands free slots of `up` to the oldest waiters it can serve. */
   pump(up: Upstream): void {
-    const { upstreams, limit } = this.opts;
+    const { upstreams } = this.opts;
     if (this.queue.length === 0 || up.draining || upstreams.get(up.id) !== up) return;
     const now = this.opts.now();
-    while (up.inflight < limit && this.queue.length > 0 && this.opts.usable(up, now)) {
+    while (up.inflight < up.limit && this.queue.length > 0 && this.opts.usable(up, now)) {
       const w = this.queue.takeFor(up.id);
       if (!w) return;
       if (!this.opts.enter(up, now)) {

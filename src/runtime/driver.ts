@@ -5,10 +5,10 @@
 // - ReplicaDriver ("set desired replicas, list endpoints"): Docker Swarm, Kubernetes. The engine owns
 //   replicas; the controller sets a count, watches endpoints appear and go, and drains through the router.
 
-export interface Endpoint {
-  host: string;
-  port: number;
-}
+import type { Endpoint } from '../core/pool.js';
+
+export type { Endpoint } from '../core/pool.js';
+export { urlOf } from '../core/pool.js';
 
 export interface InstanceSpec {
   /** Pool name of the instance: agent-<n>. */
@@ -66,6 +66,11 @@ export interface InstanceDriver extends DriverBase {
   adopt(): Promise<InstanceHandle[]>;
   /** Called once for every instance that exits, whether asked to or not. */
   onExit(listener: (exit: ExitInfo) => void): void;
+  /**
+   * Forgets every instance without stopping it, for another controller to adopt (a deposed leader).
+   * Absent where instances cannot outlive this process (local processes).
+   */
+  detach?(): void;
 }
 
 export interface ReplicaDriver extends DriverBase {
@@ -78,8 +83,3 @@ export interface ReplicaDriver extends DriverBase {
 }
 
 export type RuntimeDriver = InstanceDriver | ReplicaDriver;
-
-export function urlOf(endpoint: Endpoint): string {
-  const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
-  return `http://${host}:${endpoint.port}`;
-}

@@ -8,8 +8,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { PoolMember } from '../../src/controller/controller.js';
 import { createLogger } from '../../src/core/logger.js';
+import type { PoolMember } from '../../src/core/pool.js';
 import { createLbServer } from '../../src/router/lb-server.js';
 import { Router } from '../../src/router/router.js';
 import { waitFor } from '../helpers/platform.js';
@@ -170,7 +170,14 @@ describe('slot lifecycle (property-based, real sockets)', () => {
       breakerResetMs: 50,
       outlierStallMs: 0,
       logger: createLogger('silent'),
-      lookup: () => undefined,
+      pool: {
+        onMembers: () => {},
+        lookup: () => undefined,
+        outlook: () => 'ready',
+        demand: () => {},
+        replace: () => {},
+        probe: async () => undefined,
+      },
     });
     members = agents.map((a, i) => ({
       id: `agent-${i + 1}`,

@@ -1,0 +1,193 @@
+// Pieces every composition builds the same way from the configuration: the embedded platform
+// (platform.ts), the router role and the controller role. Each returns options or a small object;
+// none starts anything.
+
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import type { KeyRing } from '../auth/keys.js';
+import type { AutoscaleLoopOptions } from '../controller/autoscale-loop.js';
+import type { ControllerOptions, ControllerStatus } from '../controller/controller.js';
+import type { PlatformConfig } from '../core/config.js';
+import { parseEnvNames, readEnvFile } from '../core/env-file.js';
+import { listen } from '../core/listen.js';
+import { isPretty, type Logger } from '../core/logger.js';
+import { configError } from '../core/options.js';
+import type { RouterOptions } from '../router/router.js';
+import { agentEnvironment } from '../runtime/agent-env.js';
+import type { InstanceDriver } from '../runtime/driver.js';
+import { ProcessDriver } from '../runtime/process-driver.js';
+
+export interface DriverDeps {
+  logger: Logger;
+  /** Forward instances' output to this process's stdout/stderr (npm start does). */
+  forwardOutput?: boolean;
+}
+
+/** What every agent is given of the platform's environment (AGENT_ENV, AGENT_ENV_FILE), and no more. */
+function givenEnv(cfg: PlatformConfig, basics: boolean): Record<string, string> {
+  return agentEnvironment({
+    parent: process.env,
+    names: parseEnvNames(cfg.AGENT_ENV),
+    ...(cfg.AGENT_ENV_FILE ? { file: readEnvFile(cfg.AGENT_ENV_FILE) } : {}),
+    basics,
+  });
+}
+
+export async function createDriver(cfg: PlatformConfig, deps: DriverDeps): Promise<InstanceDriver> {
+  if (cfg.DRIVER === 'docker') {
+    // Loaded only when used: dockerode and its dependencies would weigh on every process-driver heap.
+    const { DockerDriver } = await import('../runtime/docker-driver.js');
+    return new DockerDriver({
+      image: cfg.AGENT_IMAGE,
+      network: cfg.DOCKER_NETWORK,
+      owner: cfg.DOCKER_OWNER,
+      publishPorts: cfg.DOCKER_PUBLISH_PORTS,
+      cpuLimit: cfg.AGENT_CPU_LIMIT,
+      memoryLimitBytes: cfg.AGENT_MEMORY_LIMIT,
+      cpuReservation: cfg.AGENT_CPU_RESERVATION,
+      memoryReservationBytes: cfg.AGENT_MEMORY_RESERVATION,
+      env: { ...givenEnv(cfg, false), LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
+      logger: deps.logger,
+    });
+  }
+  return new ProcessDriver({
+    command: cfg.AGENT_COMMAND,
+    ...(cfg.AGENT_CWD ? { cwd: cfg.AGENT_CWD } : {}),
+    host: '127.0.0.1',
+    logger: deps.logger,
+    forwardOutput: deps.forwardOutput ?? false,
+    // The reference agent logs like the platform: readable lines when the platform's are.
+    env: {
+      ...givenEnv(cfg, true),
+      LOG_LEVEL: cfg.LOG_LEVEL,
+      LOG_FORMAT: isPretty(cfg.LOG_FORMAT) ? 'pretty' : 'json',
+      MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES),
+    },
+  });
+}
+
+/** Listens, turning "port taken" and "no such address" into a configuration error that names the option. */
+export async function listenOn(server: Server, option: string, port: number, host: string): Promise<number> {
+  try {
+    return await listen(server, port, host);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'EADDRINUSE')
+      throw configError(
+        `${option}=${port} is already in use on ${host}: stop what holds it or choose another port`,
+      );
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+      throw configError(`BIND_HOST=${host} is not an address of this machine`);
+    if (code === 'EACCES')
+      throw configError(`${option}=${port} needs privileges on ${host}: choose a port above 1023`);
+    throw err;
+  }
+}
+
+/** The URL a client on this machine reaches a port by. */
+export function urlFor(cfg: PlatformConfig, port: number): string {
+  const host = cfg.BIND_HOST === '0.0.0.0' ? '127.0.0.1' : cfg.BIND_HOST;
+  return `http://${host}:${port}`;
+}
+
+/** This process's name in the shared state: NODE_ID, else <hostname>-<pid>. */
+export function nodeId(cfg: PlatformConfig): string {
+  return cfg.NODE_ID !== '' ? cfg.NODE_ID : `${hostname()}-${process.pid}`;
+}
+
+export function controllerOptions(
+  cfg: PlatformConfig,
+  driver: InstanceDriver,
+  logger: Logger,
+): ControllerOptions {
+  return {
+    driver,
+    logger,
+    minInstances: cfg.MIN_INSTANCES,
+    maxInstances: cfg.MAX_INSTANCES,
+    healthCheckIntervalMs: cfg.HEALTH_CHECK_INTERVAL,
+    healthCheckTimeoutMs: cfg.HEALTH_CHECK_TIMEOUT_MS,
+    healthPath: cfg.AGENT_HEALTH_PATH,
+    healthFailureThreshold: cfg.HEALTH_FAILURE_THRESHOLD,
+    startupTimeoutMs: cfg.STARTUP_TIMEOUT_MS,
+    startupProbeIntervalMs: cfg.STARTUP_PROBE_INTERVAL_MS,
+    restartBackoffMs: cfg.RESTART_BACKOFF_MS,
+    restartBackoffMaxMs: cfg.RESTART_BACKOFF_MAX_MS,
+    drainTimeoutMs: cfg.DRAIN_TIMEOUT_MS,
+    stopGraceMs: cfg.STOP_GRACE_MS,
+  };
+}
+
+/** The router's options but its pool source (and what a role adds: sessions, breaker events). */
+export function routerOptions(
+  cfg: PlatformConfig,
+  logger: Logger,
+  keys: KeyRing,
+): Omit<RouterOptions, 'pool'> {
+  return {
+    maxConcurrency: cfg.MAX_CONCURRENCY,
+    maxBodyBytes: cfg.MAX_BODY_BYTES,
+    requestTimeoutMs: cfg.REQUEST_TIMEOUT_MS,
+    clientBodyTimeoutMs: cfg.CLIENT_BODY_TIMEOUT_MS,
+    queueMax: cfg.QUEUE_MAX,
+    queueTimeoutMs: cfg.QUEUE_TIMEOUT_MS,
+    sessionAffinity: cfg.SESSION_AFFINITY,
+    sessionTtlMs: cfg.SESSION_TTL_MS,
+    maxRetries: cfg.MAX_RETRIES,
+    breakerFailures: cfg.BREAKER_FAILURES,
+    breakerResetMs: cfg.BREAKER_RESET_MS,
+    breakerCount5xx: cfg.BREAKER_COUNT_5XX,
+    outlierStallMs: cfg.OUTLIER_STALL_MS,
+    trustedProxies: cfg.TRUSTED_PROXIES,
+    logger: logger.child({ part: 'router' }),
+    clients: {
+      auth: cfg.CLIENT_AUTH,
+      keys,
+      rateRps: cfg.RATE_LIMIT_RPS,
+      rateBurst: cfg.RATE_LIMIT_BURST,
+      maxInflight: cfg.MAX_INFLIGHT_PER_CLIENT,
+      maxSessions: cfg.MAX_SESSIONS_PER_CLIENT,
+    },
+  };
+}
+
+/** The autoscale loop's options but what it drives and reads. */
+export function autoscaleOptions(
+  cfg: PlatformConfig,
+  cpuLimitCores: number,
+): Omit<AutoscaleLoopOptions, 'target' | 'registry' | 'onError' | 'concurrency'> {
+  return {
+    minInstances: cfg.MIN_INSTANCES,
+    maxInstances: cfg.MAX_INSTANCES,
+    maxConcurrency: cfg.MAX_CONCURRENCY,
+    targetUtilization: cfg.TARGET_UTILIZATION,
+    targetCpu: cfg.TARGET_CPU,
+    cpuLimitCores,
+    stableWindowMs: cfg.STABLE_WINDOW_MS,
+    panicWindowMs: cfg.PANIC_WINDOW_MS,
+    scaleIntervalMs: cfg.SCALE_INTERVAL_MS,
+    scaleToZeroGraceMs: cfg.SCALE_TO_ZERO_GRACE_MS,
+  };
+}
+
+/**
+ * The public port's anonymous view: how the pool is doing, none of its details (stderr, pids,
+ * addresses, events): those need a read key there, or the controller port.
+ */
+export function publicSummary(
+  s: Pick<ControllerStatus, 'readyInstances' | 'desiredInstances' | 'minInstances' | 'maxInstances'> & {
+    instances: ReadonlyArray<{ state: string }>;
+  },
+  queue: { depth: number; max: number },
+): Record<string, unknown> {
+  const byState: Record<string, number> = {};
+  for (const i of s.instances) byState[i.state] = (byState[i.state] ?? 0) + 1;
+  return {
+    readyInstances: s.readyInstances,
+    desiredInstances: s.desiredInstances,
+    minInstances: s.minInstances,
+    maxInstances: s.maxInstances,
+    instances: byState,
+    queue,
+  };
+}

@@ -1,0 +1,40 @@
+// Where the shared state lives in Redis: every key and channel of one pool, under REDIS_PREFIX.
+
+export interface SharedKeys {
+  /** "holder term" of the leading controller, with the lease as its expiry. */
+  leader: string;
+  /** The last term handed out (INCR): the fencing token of every leader write. */
+  term: string;
+  /** The pool snapshot the leader published last (JSON). */
+  pool: string;
+  /** Pool snapshots as they change (pub/sub; the same JSON). */
+  poolChannel: string;
+  /** Routers by their last heartbeat (sorted set, score = ms). */
+  routers: string;
+  /** Each router's last report (hash: router id → JSON). */
+  reports: string;
+  /** Routers → leader: demand (a request waits with nothing ready), replace requests (pub/sub). */
+  commands: string;
+  /** A session's binding: "instanceId incarnation", expiring after SESSION_TTL_MS. */
+  session(id: string): string;
+  /** An instance's sessions by last use (sorted set, score = ms), for the scale-down choice. */
+  sessionsOf(instanceId: string): string;
+  /** Prefix of the per-client rate limit keys. */
+  rateLimits: string;
+}
+
+export function sharedKeys(prefix: string): SharedKeys {
+  const p = prefix;
+  return {
+    leader: `${p}:leader`,
+    term: `${p}:term`,
+    pool: `${p}:pool`,
+    poolChannel: `${p}:pool:changed`,
+    routers: `${p}:routers`,
+    reports: `${p}:reports`,
+    commands: `${p}:commands`,
+    session: (id) => `${p}:session:${id}`,
+    sessionsOf: (id) => `${p}:sessions:${id}`,
+    rateLimits: `${p}:rl`,
+  };
+}
