@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { authFilePath, loadPlatformConfig, type PlatformConfig } from '../core/config.js';
 import { isYggError } from '../core/errors.js';
-import { createLogger } from '../core/logger.js';
+import { createLogger, type Logger } from '../core/logger.js';
 import { createDriver, startPlatform } from '../platform.js';
 import type { DockerDriver } from '../runtime/docker-driver.js';
 import { type AddAuthOptions, addAuthCommand, drainCommand, scaleCommand } from './admin.js';
@@ -24,28 +24,23 @@ function loadConfigOrExit(path: string | undefined): PlatformConfig {
   }
 }
 
-async function start(opts: { config?: string }): Promise<void> {
-  const cfg = loadConfigOrExit(opts.config ?? process.env.YGG_CONFIG);
-  const logger = createLogger(cfg.LOG_LEVEL, 'yggdrasil', cfg.LOG_FORMAT);
-  const platform = await startPlatform(cfg, { logger, forwardOutput: true }).catch((err: unknown) => {
-    if (isYggError(err) && err.code === 'YGG_ERR_CONFIG') {
-      process.stderr.write(`yggdrasil: configuration error: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  });
+/** SIGINT/SIGTERM stop gracefully; a second one forces. */
+function stopOnSignals(
+  logger: Logger,
+  how: { stopping: string; stopped: string; stop: () => Promise<void>; force: () => Promise<void> },
+): void {
   let signals = 0;
   const shutdown = (signal: string) => {
     signals++;
     if (signals > 1) {
       logger.warn('second signal: stopping now without draining');
-      void platform.driver.close().finally(() => process.exit(130));
+      void how.force().finally(() => process.exit(130));
       return;
     }
-    logger.info({ signal }, 'stopping: draining instances (press Ctrl-C again to force)');
-    platform.stop().then(
+    logger.info({ signal }, how.stopping);
+    how.stop().then(
       () => {
-        logger.info('stopped: every instance is gone');
+        logger.info(how.stopped);
         process.exit(0);
       },
       (err: unknown) => {
@@ -56,6 +51,57 @@ async function start(opts: { config?: string }): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+/** `yggdrasil router` and `yggdrasil controller`: one role of the platform, sharing state in Redis. */
+async function runRole(role: 'router' | 'controller', opts: { config?: string }): Promise<void> {
+  const cfg = loadConfigOrExit(opts.config ?? process.env.YGG_CONFIG);
+  if (cfg.REDIS_URL === '') {
+    process.stderr.write(
+      `yggdrasil ${role}: configuration error: REDIS_URL is empty: a ${role} running on its own shares the pool through Redis; set REDIS_URL (e.g. redis://127.0.0.1:6379), or run \`yggdrasil start\` for everything in one process\n`,
+    );
+    process.exit(2);
+  }
+  const logger = createLogger(cfg.LOG_LEVEL, `yggdrasil-${role}`, cfg.LOG_FORMAT);
+  // Loaded only here: ioredis would weigh on the heap of `yggdrasil start`, which never needs it.
+  const { redactUrl } = await import('../shared/redis.js');
+  const started =
+    role === 'router'
+      ? await (await import('../roles/router-role.js')).startRouterRole(cfg, { logger })
+      : await (await import('../roles/controller-role.js')).startControllerRole(cfg, {
+          logger,
+          forwardOutput: true,
+        });
+  stopOnSignals(logger, {
+    stopping: `stopping the ${role}`,
+    stopped: `${role} stopped`,
+    stop: () => started.stop(),
+    force: async () => {},
+  });
+  const url = 'lbUrl' in started ? started.lbUrl : started.controllerUrl;
+  if (cfg.LOG_LEVEL !== 'silent') {
+    process.stderr.write(
+      `\nYggdrasil ${role} ${started.id} is up at ${url} (shared state: ${redactUrl(cfg.REDIS_URL)})\n\n`,
+    );
+  }
+}
+
+async function start(opts: { config?: string }): Promise<void> {
+  const cfg = loadConfigOrExit(opts.config ?? process.env.YGG_CONFIG);
+  const logger = createLogger(cfg.LOG_LEVEL, 'yggdrasil', cfg.LOG_FORMAT);
+  const platform = await startPlatform(cfg, { logger, forwardOutput: true }).catch((err: unknown) => {
+    if (isYggError(err) && err.code === 'YGG_ERR_CONFIG') {
+      process.stderr.write(`yggdrasil: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  });
+  stopOnSignals(logger, {
+    stopping: 'stopping: draining instances (press Ctrl-C again to force)',
+    stopped: 'stopped: every instance is gone',
+    stop: () => platform.stop(),
+    force: () => platform.driver.close(),
+  });
 
   const wanted = cfg.MIN_INSTANCES;
   try {
@@ -88,6 +134,20 @@ program
   .description('start the controller, the router and the agent pool (configured by environment variables)')
   .option('-c, --config <file>', 'JSON file of options (same names as the environment variables)')
   .action(start);
+
+program
+  .command('router')
+  .description('run the router (data plane) alone; it finds the pool through Redis (REDIS_URL)')
+  .option('-c, --config <file>', 'JSON file of options (same names as the environment variables)')
+  .action((o: { config?: string }) => runRole('router', o));
+
+program
+  .command('controller')
+  .description(
+    'run the controller (pool, health, autoscaler, admin API) alone; with REDIS_URL, one of several leads',
+  )
+  .option('-c, --config <file>', 'JSON file of options (same names as the environment variables)')
+  .action((o: { config?: string }) => runRole('controller', o));
 
 program
   .command('down')

@@ -25,7 +25,7 @@ export interface AdminActions {
 export interface ControllerApiOptions {
   logger: Logger;
   status: () => unknown;
-  registry: Registry;
+  registry: Pick<Registry, 'metrics' | 'contentType'>;
   /** Prometheus HTTP service discovery: the agents to scrape now. */
   scrapeTargets: () => Array<{ targets: string[]; labels: Record<string, string> }>;
   /** Answers GET / with the live status page; without it / is not a route. */

@@ -11,7 +11,8 @@ export type EventType =
   | 'instance_stopped'
   | 'scaled'
   | 'breaker'
-  | 'driver_error';
+  | 'driver_error'
+  | 'leadership';
 
 export interface ControllerEvent {
   at: number;

@@ -19,6 +19,8 @@ export interface SharedKeys {
   session(id: string): string;
   /** An instance's sessions by last use (sorted set, score = ms), for the scale-down choice. */
   sessionsOf(instanceId: string): string;
+  /** sessionsOf(id) = sessionsPrefix + id (for scripts). */
+  sessionsPrefix: string;
   /** Prefix of the per-client rate limit keys. */
   rateLimits: string;
 }
@@ -35,6 +37,7 @@ export function sharedKeys(prefix: string): SharedKeys {
     commands: `${p}:commands`,
     session: (id) => `${p}:session:${id}`,
     sessionsOf: (id) => `${p}:sessions:${id}`,
+    sessionsPrefix: `${p}:sessions:`,
     rateLimits: `${p}:rl`,
   };
 }

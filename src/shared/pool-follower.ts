@@ -31,6 +31,7 @@ export class PoolFollower implements PoolSource {
   private readonly now: () => number;
   /** Demand messages at most this often (a queue of waiting requests asks once, not per request). */
   private lastDemandAt = 0;
+  private subscribed = false;
 
   constructor(private readonly opts: PoolFollowerOptions) {
     this.now = opts.now ?? Date.now;
@@ -40,15 +41,17 @@ export class PoolFollower implements PoolSource {
   }
 
   async start(): Promise<void> {
-    await this.opts.subscriber.subscribe(this.opts.keys.poolChannel).catch((err: Error) => {
-      this.lastError = `redis: ${err.message}`;
-    });
     await this.resync();
   }
 
-  /** Reads the snapshot in full (every heartbeat, and once at start). */
+  /** Reads the snapshot in full (every heartbeat, and once at start); subscribes when not yet. */
   async resync(): Promise<void> {
     try {
+      // ioredis subscribes again by itself after a reconnect, once a first subscription succeeded.
+      if (!this.subscribed) {
+        await this.opts.subscriber.subscribe(this.opts.keys.poolChannel);
+        this.subscribed = true;
+      }
       const text = await this.opts.redis.get(this.opts.keys.pool);
       this.lastSyncAt = this.now();
       this.lastError = undefined;

@@ -12,9 +12,11 @@ import {
   type SessionTarget,
 } from '../router/session-store.js';
 import type { SharedKeys } from './keys.js';
+import type { SharedScripts } from './scripts.js';
 
 export interface RedisSessionStoreOptions {
   redis: Redis;
+  scripts: SharedScripts;
   keys: SharedKeys;
   ttlMs: number;
   logger: Logger;
@@ -71,17 +73,23 @@ export class RedisSessionStore implements SessionStore {
   }
 
   set(sessionId: string, target: SessionTarget, now: number): Promise<void> {
-    const before = this.near.get(sessionId, now);
     this.near.set(sessionId, target, now);
     this.written.set(sessionId, now);
-    const { redis, keys, ttlMs } = this.opts;
-    const tx = redis
-      .multi()
-      .set(keys.session(sessionId), encode(target), 'PX', ttlMs)
-      .zadd(keys.sessionsOf(target.instanceId), now, sessionId);
-    if (before && before.instanceId !== target.instanceId)
-      tx.zrem(keys.sessionsOf(before.instanceId), sessionId);
-    return this.write(tx.exec());
+    const { scripts, keys, ttlMs } = this.opts;
+    // One script: the binding, its instance's set, and out of the set of the instance it was on.
+    const done = scripts
+      .sessionSet(
+        keys.session(sessionId),
+        keys.sessionsOf(target.instanceId),
+        encode(target),
+        ttlMs,
+        now,
+        sessionId,
+        target.instanceId,
+        keys.sessionsPrefix,
+      )
+      .then(() => [] as Array<[Error | null, unknown]>);
+    return this.write(done);
   }
 
   touch(sessionId: string, now: number): Promise<void> | undefined {
@@ -102,12 +110,14 @@ export class RedisSessionStore implements SessionStore {
   }
 
   delete(sessionId: string): Promise<void> {
-    const b = this.near.get(sessionId, Number.NEGATIVE_INFINITY);
     this.near.delete(sessionId);
     this.written.delete(sessionId);
-    const tx = this.opts.redis.multi().del(this.opts.keys.session(sessionId));
-    if (b) tx.zrem(this.opts.keys.sessionsOf(b.instanceId), sessionId);
-    return this.write(tx.exec());
+    const { scripts, keys } = this.opts;
+    return this.write(
+      scripts
+        .sessionDelete(keys.session(sessionId), keys.sessionsPrefix, sessionId)
+        .then(() => [] as Array<[Error | null, unknown]>),
+    );
   }
 
   /** The sessions this router holds for an instance (the leader counts the shared table itself). */

@@ -37,6 +37,7 @@ const checks = {
   },
   chromium: { ok: () => works(CHROMIUM, ['--version']), install: 'apt-get install chromium' },
   curl: { ok: () => works('curl', ['--version']), install: 'apt-get install curl' },
+  redis: { ok: () => works('redis-server', ['--version']), install: 'apt-get install redis-server' },
   fastapi: {
     ok: () => works(DEBIAN_PYTHON, ['-c', 'import fastapi, uvicorn, httpx']),
     install: 'apt-get install python3-fastapi python3-uvicorn python3-httpx',

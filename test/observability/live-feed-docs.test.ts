@@ -31,7 +31,7 @@ describe('docs/live-feed.md', () => {
   });
 
   it('documents every controller event type', () => {
-    const types = unionMembers(source('src/controller/events.ts'), 'EventType');
+    const types = unionMembers(source('src/core/events.ts'), 'EventType');
     assert.ok(types.length >= 9);
     for (const t of types) assert.match(doc, new RegExp(`^\\| \`${t}\` \\|`, 'm'), `event type ${t}`);
   });

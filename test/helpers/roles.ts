@@ -1,0 +1,72 @@
+// `yggdrasil router` and `yggdrasil controller` as real processes (the built CLI) on ports of their
+// own, sharing a test's redis-server; each stopped by the test that started it.
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TEST_DEFAULTS } from './platform.js';
+import { freePort } from './redis.js';
+import { run, type Spawned } from './spawn.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+export const CLI = join(ROOT, 'dist/cli/main.js');
+export const COUNTING_AGENT = join(ROOT, 'test/fixtures/counting-agent.mjs');
+
+export interface RoleProcess {
+  role: 'router' | 'controller';
+  id: string;
+  url: string;
+  proc: Spawned;
+  kill(signal?: NodeJS.Signals): void;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when it exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startRole(
+  role: 'router' | 'controller',
+  id: string,
+  env: Record<string, string>,
+): Promise<RoleProcess> {
+  const port = await freePort();
+  const portVar = role === 'router' ? 'LB_PORT' : 'CONTROLLER_PORT';
+  const proc = run(process.execPath, [CLI, role], {
+    ...TEST_DEFAULTS,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    LOG_FORMAT: 'json',
+    NODE_ID: id,
+    LB_PORT: '0',
+    CONTROLLER_PORT: '0',
+    ...env,
+    [portVar]: String(port),
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const alive = { done: false };
+  void proc.exited.then(() => {
+    alive.done = true;
+  });
+  for (let i = 0; ; i++) {
+    if (alive.done) throw new Error(`${role} ${id} exited at start:\n${proc.stderr()}\n${proc.stdout()}`);
+    try {
+      const res = await fetch(`${url}/health`);
+      await res.body?.cancel();
+      break;
+    } catch {
+      if (i > 200) throw new Error(`${role} ${id} did not listen on ${port}:\n${proc.stderr()}`);
+      await sleep(50);
+    }
+  }
+  return {
+    role,
+    id,
+    url,
+    proc,
+    kill: (signal = 'SIGKILL') => {
+      if (!alive.done) proc.child.kill(signal);
+    },
+    async stop(graceMs = 10_000) {
+      if (alive.done) return;
+      proc.child.kill('SIGTERM');
+      const t = setTimeout(() => proc.child.kill('SIGKILL'), graceMs);
+      await proc.exited;
+      clearTimeout(t);
+    },
+  };
+}
