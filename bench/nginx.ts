@@ -18,6 +18,8 @@ export async function startNginx(opts: {
   agentPorts: number[];
   workers: 1 | 'auto';
   maxConns?: number;
+  /** proxy_next_upstream (default off: the bench compares proxies without retries). */
+  nextUpstream?: string;
 }): Promise<Nginx> {
   const dir = mkdtempSync(join(tmpdir(), 'ygg-nginx-'));
   const port = await freePort();
@@ -42,7 +44,7 @@ http {
       proxy_pass http://agents;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_next_upstream off;
+      proxy_next_upstream ${opts.nextUpstream ?? 'off'};
     }
   }
 }

@@ -1,17 +1,9 @@
 // A real redis-server for the shared-state tests: its own port and no persistence, stopped (and its
 // pauses undone) by the test that started it.
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { freePort } from '../../src/runtime/free-port.js';
 import { run, type Spawned } from './spawn.js';
-
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 export interface TestRedis {
   url: string;

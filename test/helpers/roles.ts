@@ -2,8 +2,8 @@
 // own, sharing a test's redis-server; each stopped by the test that started it.
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../src/runtime/free-port.js';
 import { TEST_DEFAULTS } from './platform.js';
-import { freePort } from './redis.js';
 import { run, type Spawned } from './spawn.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
