@@ -9,6 +9,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { BUILD_LOCK } from './helpers/docker.js';
 import { httpJson } from './helpers/http.js';
 import { waitFor } from './helpers/platform.js';
 import { requireService } from './helpers/services.js';
@@ -52,11 +53,15 @@ describe('agent image', () => {
       if (!hash || have !== hash) {
         // dist/ is fresh (npm test builds it first); recompiling here would race the other test files.
         process.stderr.write(`images.test: building ${AGENT_IMAGE} (${have ? 'older code' : 'missing'})\n`);
-        const built = spawnSync('bash', ['scripts/build-images.sh', 'agent', '--no-compile'], {
-          cwd: root,
-          encoding: 'utf8',
-          timeout: 14 * 60_000,
-        });
+        const built = spawnSync(
+          'flock',
+          [BUILD_LOCK, 'bash', 'scripts/build-images.sh', 'agent', '--no-compile'],
+          {
+            cwd: root,
+            encoding: 'utf8',
+            timeout: 14 * 60_000,
+          },
+        );
         process.stderr.write(built.stdout);
         assert.equal(built.status, 0, `scripts/build-images.sh agent failed:\n${built.stderr}`);
       }
