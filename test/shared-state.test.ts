@@ -221,6 +221,46 @@ describe('routers and a controller sharing state in Redis', { skip, timeout: 120
   });
 });
 
+describe('RATE_LIMIT_RPS across routers (Redis)', { skip, timeout: 60_000 }, () => {
+  let redis: TestRedis;
+  let controller: RoleProcess;
+  const routers: RoleProcess[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    const env = poolEnv(redis, { MIN_INSTANCES: '1', MAX_INSTANCES: '1', RATE_LIMIT_RPS: '10' });
+    controller = await startRole('controller', 'rc', env);
+    routers.push(await startRole('router', 'ra', env), await startRole('router', 'rb', env));
+    await waitFor(
+      'the routers to see the instance',
+      async () => {
+        for (const r of routers) if ((await get(`${r.url}/health`)).body.readyInstances !== 1) return false;
+        return true;
+      },
+      30_000,
+    );
+  });
+  after(async () => {
+    await Promise.all(routers.map((r) => r.stop()));
+    await controller?.stop();
+    await redis?.stop();
+  });
+
+  it('one client gets RATE_LIMIT_RPS through both routers together, not twice that', async () => {
+    // 40 requests at once, alternating routers, from one address: 10 pass within the second.
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => get(`${routers[i % 2]!.url}/api/limited`)),
+    );
+    const ok = results.filter((r) => r.status === 200).length;
+    const limited = results.filter((r) => r.status === 429);
+    assert.ok(ok >= 10 && ok <= 12, `${ok} requests passed RATE_LIMIT_RPS=10 through 2 routers`);
+    assert.equal(ok + limited.length, 40);
+    assert.equal(limited[0]?.body.error.code, 'YGG_ERR_RATE_LIMITED');
+    const keys = await redis.client.keys('ygg:rl:*');
+    assert.ok(keys.length > 0, 'no rate-limit counts in Redis');
+  });
+});
+
 describe('shared-state modules on a real redis-server', { skip, timeout: 30_000 }, () => {
   let redis: TestRedis;
   before(async () => {

@@ -5,6 +5,7 @@
 import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Gauge } from 'prom-client';
+import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import { AuthGate } from '../auth/gate.js';
 import { KeyRing } from '../auth/keys.js';
 import { bearerOf } from '../auth/policy.js';
@@ -62,8 +63,21 @@ export async function startRouterRole(cfg: PlatformConfig, deps: { logger: Logge
     logger,
     onError: (op) => storeErrors?.inc({ op }),
   });
+  const base = routerOptions(cfg, logger, auth.ring);
   const router = new Router({
-    ...routerOptions(cfg, logger, auth.ring),
+    ...base,
+    // RATE_LIMIT_RPS across every router together; this router's own counts while Redis is away.
+    clients: base.clients && {
+      ...base.clients,
+      limiter: (o) =>
+        new RateLimiterRedis({
+          ...o,
+          storeClient: redis,
+          keyPrefix: `${keys.rateLimits}:${o.keyPrefix}`,
+          rejectIfRedisNotReady: true,
+          insuranceLimiter: new RateLimiterMemory(o),
+        }),
+    },
     pool: follower,
     sessions,
     onBreaker: (instance, t) =>

@@ -4,7 +4,12 @@
 // memory), MAX_INFLIGHT_PER_CLIENT and MAX_SESSIONS_PER_CLIENT. Refusals are 401 or 429 with the IETF
 // RateLimit headers and Retry-After; the router only builds one of these when a limit is set.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import {
+  BurstyRateLimiter,
+  type RateLimiterAbstract,
+  RateLimiterMemory,
+  RateLimiterRes,
+} from 'rate-limiter-flexible';
 import type { Principal } from '../auth/keys.js';
 import { bearerOf } from '../auth/policy.js';
 import { type AddressList, unmapped } from '../core/address-list.js';
@@ -25,7 +30,17 @@ export interface ClientGateOptions {
   /** A request's outcome by tenant ("anonymous" for address-identified clients): bounded labels. */
   count: (tenant: string, outcome: string) => CounterChild;
   now: () => number;
+  /**
+   * Where the rate limiter keeps its counts: in this process by default; a shared store (Redis) makes
+   * RATE_LIMIT_RPS hold across every router together.
+   */
+  limiter?: LimiterFactory;
 }
+
+/** Makes a rate limiter of `points` per `duration` seconds under `keyPrefix`. */
+export type LimiterFactory = (o: { keyPrefix: string; points: number; duration: number }) => RateLimiterAbstract;
+
+const memoryLimiter: LimiterFactory = (o) => new RateLimiterMemory(o);
 
 /** A request let in: who sent it, and the hold it has on the client's in-flight budget. */
 export interface Admission {
@@ -37,19 +52,20 @@ export interface Admission {
 const NO_RELEASE = () => {};
 
 export class ClientGate {
-  private readonly limiter: RateLimiterMemory | BurstyRateLimiter | undefined;
+  private readonly limiter: RateLimiterAbstract | BurstyRateLimiter | undefined;
   private readonly inflight = new Map<string, number>();
   private readonly sessions: ClientSessions | undefined;
   private readonly policy: string | undefined;
 
   constructor(private readonly opts: ClientGateOptions) {
     if (opts.rateRps > 0) {
-      const main = new RateLimiterMemory({ points: opts.rateRps, duration: 1 });
+      const make = opts.limiter ?? memoryLimiter;
+      const main = make({ keyPrefix: 'rate', points: opts.rateRps, duration: 1 });
       this.limiter =
         opts.rateBurst > 0
           ? new BurstyRateLimiter(
               main,
-              new RateLimiterMemory({
+              make({
                 keyPrefix: 'burst',
                 points: opts.rateBurst,
                 duration: Math.max(1, Math.ceil(opts.rateBurst / opts.rateRps)),

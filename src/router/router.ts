@@ -18,7 +18,7 @@ import type { Logger } from '../core/logger.js';
 import { SESSION_HEADER, sessionIdOf } from '../core/session.js';
 import { errorFor, type ForwardOutcome, mayRetry, verdictOf } from './attribution.js';
 import type { BreakerTransition } from './breaker.js';
-import { ClientGate } from './client-gate.js';
+import { ClientGate, type LimiterFactory } from './client-gate.js';
 import { forward, INSTANCE_HEADER } from './forward.js';
 import { upstreamHeaders } from './headers.js';
 import { lazyBody } from './lazy-body.js';
@@ -63,6 +63,8 @@ export interface RouterOptions {
     rateBurst: number;
     maxInflight: number;
     maxSessions: number;
+    /** Where rate-limit counts live (Redis for several routers); this process by default. */
+    limiter?: LimiterFactory;
   };
   sessions?: SessionStore;
   random?: () => number;
