@@ -221,6 +221,68 @@ describe('routers and a controller sharing state in Redis', { skip, timeout: 120
   });
 });
 
+describe('the autoscaler scales on the load of every router together', { skip, timeout: 60_000 }, () => {
+  let redis: TestRedis;
+  let controller: RoleProcess;
+  const routers: RoleProcess[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    const env = poolEnv(redis, {
+      MIN_INSTANCES: '1',
+      MAX_INSTANCES: '4',
+      MAX_CONCURRENCY: '4',
+      TARGET_UTILIZATION: '1',
+      TARGET_CPU: '0',
+      STABLE_WINDOW_MS: '2000',
+      PANIC_WINDOW_MS: '1000',
+      SCALE_INTERVAL_MS: '200',
+      QUEUE_TIMEOUT_MS: '30000',
+    });
+    controller = await startRole('controller', 'ac', env);
+    routers.push(await startRole('router', 'aa', env), await startRole('router', 'ab', env));
+    await waitFor('1 ready instance', async () => (await statusOf(controller)).readyInstances === 1, 30_000);
+  });
+  after(async () => {
+    await Promise.all(routers.map((r) => r.stop()));
+    await controller?.stop();
+    await redis?.stop();
+  });
+
+  it('6 requests in flight through each of 2 routers (12 with MAX_CONCURRENCY 4): 3 instances', async () => {
+    let stop = false;
+    const loop = async (via: RoleProcess, i: number) => {
+      for (let n = 0; !stop; n++) {
+        const res = await request(`${via.url}/process`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ id: `${via.id}-${i}-${n}`, workMs: 200 }),
+          dispatcher,
+        });
+        await res.body.dump();
+      }
+    };
+    const load = routers.flatMap((r) => Array.from({ length: 6 }, (_, i) => loop(r, i)));
+    const scaled = await waitFor(
+      'the pool to grow to the sum of both routers’ load',
+      async () => {
+        const s = (await get(`${controller.url}/status`)).body as {
+          desiredInstances: number;
+          routers: number;
+        };
+        return s.desiredInstances >= 3 ? s : undefined;
+      },
+      20_000,
+      100,
+    );
+    stop = true;
+    await Promise.all(load);
+    // One router's load alone (6 on MAX_CONCURRENCY 4) would ask for 2.
+    assert.ok(scaled.desiredInstances >= 3, `desired ${scaled.desiredInstances}`);
+    assert.equal(scaled.routers, 2, 'the controller counts both routers');
+  });
+});
+
 describe('RATE_LIMIT_RPS across routers (Redis)', { skip, timeout: 60_000 }, () => {
   let redis: TestRedis;
   let controller: RoleProcess;
