@@ -16,6 +16,7 @@ import { run as runProfile } from './profile.js';
 import { runOverload, runThroughput } from './proxy.js';
 import { run as runScaling } from './scaling.js';
 import type { BenchSection } from './section.js';
+import { run as runSharedState } from './shared-state.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -72,6 +73,7 @@ const SECTIONS: Array<{
   { name: 'scaling', run: runScaling },
   { name: 'footprint', run: runFootprint },
   { name: 'control-plane', run: runControlPlane },
+  { name: 'shared-state', run: runSharedState },
   { name: 'profile', run: runProfile },
 ];
 

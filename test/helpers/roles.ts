@@ -2,6 +2,7 @@
 // own, sharing a test's redis-server; each stopped by the test that started it.
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pinned } from '../../bench/procs.js';
 import { freePort } from '../../src/runtime/free-port.js';
 import { TEST_DEFAULTS } from './platform.js';
 import { run, type Spawned } from './spawn.js';
@@ -24,10 +25,13 @@ export async function startRole(
   role: 'router' | 'controller',
   id: string,
   env: Record<string, string>,
+  /** A core to pin it to (taskset, when there is one): the benchmarks do. */
+  cpu?: number,
 ): Promise<RoleProcess> {
   const port = await freePort();
   const portVar = role === 'router' ? 'LB_PORT' : 'CONTROLLER_PORT';
-  const proc = run(process.execPath, [CLI, role], {
+  const [cmd, args] = pinned(process.execPath, [CLI, role], cpu);
+  const proc = run(cmd, args, {
     ...TEST_DEFAULTS,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     LOG_FORMAT: 'json',
