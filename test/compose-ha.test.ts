@@ -80,9 +80,19 @@ describe('docker-compose --profile ha (CI override)', {
 
   after(async () => {
     await compose('down', '-v', '--remove-orphans').catch(() => {});
-    // A leader that stops hands its agents to the next one: with none left, they are removed by owner
-    // (what `DOCKER_OWNER=<owner>-ha npm run down` does).
+    // A leader that stops hands its agents to the next one: with none left, the README's
+    // `DRIVER=docker DOCKER_OWNER=<owner>-ha npm run down` removes them.
+    const down = await exec('npm', ['run', '--silent', 'down'], {
+      cwd: root,
+      env: {
+        ...process.env,
+        DRIVER: 'docker',
+        DOCKER_OWNER: agentsOwner,
+        DOCKER_NETWORK: owner.DOCKER_NETWORK,
+      },
+    }).catch((err: Error) => ({ stdout: String(err) }));
     await removeOwned(agentsOwner, owner.DOCKER_NETWORK);
+    assert.match(down.stdout, /removed 1 container\(s\) owned by/);
     assert.equal((await ownedContainers(agentsOwner)).length, 0);
   });
 

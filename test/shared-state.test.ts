@@ -323,6 +323,34 @@ describe('RATE_LIMIT_RPS across routers (Redis)', { skip, timeout: 60_000 }, () 
   });
 });
 
+describe('npm run router / npm run controller', () => {
+  for (const role of ['router', 'controller']) {
+    it(`npm run ${role} without REDIS_URL stops at once (exit 2) naming REDIS_URL`, {
+      timeout: 60_000,
+    }, async () => {
+      const { execFile } = await import('node:child_process');
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = execFile(
+          'npm',
+          ['run', '--silent', role],
+          {
+            cwd: new URL('..', import.meta.url).pathname,
+            env: { ...process.env, REDIS_URL: '', LOG_LEVEL: 'silent' },
+          },
+          () => {},
+        );
+        let stderr = '';
+        child.stderr?.on('data', (d: Buffer) => {
+          stderr += d.toString();
+        });
+        child.on('exit', (code) => resolve({ code, stderr }));
+      });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`yggdrasil ${role}: configuration error: REDIS_URL is empty`));
+    });
+  }
+});
+
 describe('shared-state modules on a real redis-server', { skip, timeout: 30_000 }, () => {
   let redis: TestRedis;
   before(async () => {
