@@ -38,7 +38,11 @@ export interface ClientGateOptions {
 }
 
 /** Makes a rate limiter of `points` per `duration` seconds under `keyPrefix`. */
-export type LimiterFactory = (o: { keyPrefix: string; points: number; duration: number }) => RateLimiterAbstract;
+export type LimiterFactory = (o: {
+  keyPrefix: string;
+  points: number;
+  duration: number;
+}) => RateLimiterAbstract;
 
 const memoryLimiter: LimiterFactory = (o) => new RateLimiterMemory(o);
 
