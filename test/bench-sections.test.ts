@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BenchSection } from '../bench/section.js';
-import { requireService } from './helpers/services.js';
 
 function assertShape(s: BenchSection, title: string): void {
   assert.equal(s.title, title);
@@ -32,27 +31,6 @@ function assertPositive(s: BenchSection, keys: string[]): void {
 }
 
 describe('benchmark sections (quick)', () => {
-  it('Shared state: the router role answers at 1000 req/s, two routers serve, the standby takes over', {
-    skip: requireService('redis') || requireService('wrk'),
-    timeout: 120_000,
-  }, async () => {
-    const { run } = await import('../bench/shared-state.js');
-    const s = await run({ quick: true });
-    assertShape(s, 'Shared state: router and controller roles on Redis');
-    assertPositive(s, [
-      'embeddedP50Ms',
-      'roleP50Ms',
-      'oneRouterRps',
-      'twoRoutersRps',
-      'failoverMedianMs',
-      'sessionLookupsCachedPerSec',
-      'sessionLookupsRedisPerSec',
-    ]);
-    assert.equal(s.figures.openLoopErrors, 0, 'every open-loop request answered');
-    // The near cache answers without a round trip: far more lookups than through Redis, same run.
-    assert.ok(s.figures.sessionLookupsCachedPerSec! > s.figures.sessionLookupsRedisPerSec!);
-  });
-
   it('Scaling: a load step scales the pool up, and a request after scale to zero is answered', {
     timeout: 60_000,
   }, async () => {

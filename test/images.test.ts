@@ -9,7 +9,6 @@ import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { BUILD_LOCK } from './helpers/docker.js';
 import { httpJson } from './helpers/http.js';
 import { waitFor } from './helpers/platform.js';
 import { requireService } from './helpers/services.js';
@@ -53,15 +52,11 @@ describe('agent image', () => {
       if (!hash || have !== hash) {
         // dist/ is fresh (npm test builds it first); recompiling here would race the other test files.
         process.stderr.write(`images.test: building ${AGENT_IMAGE} (${have ? 'older code' : 'missing'})\n`);
-        const built = spawnSync(
-          'flock',
-          [BUILD_LOCK, 'bash', 'scripts/build-images.sh', 'agent', '--no-compile'],
-          {
-            cwd: root,
-            encoding: 'utf8',
-            timeout: 14 * 60_000,
-          },
-        );
+        const built = spawnSync('bash', ['scripts/build-images.sh', 'agent', '--no-compile'], {
+          cwd: root,
+          encoding: 'utf8',
+          timeout: 14 * 60_000,
+        });
         process.stderr.write(built.stdout);
         assert.equal(built.status, 0, `scripts/build-images.sh agent failed:\n${built.stderr}`);
       }
@@ -212,7 +207,7 @@ describe('docker-compose files', () => {
       (r) => r.stdout,
     );
 
-  it('docker-compose.yml validates; only the controller gets the Docker socket', {
+  it('docker-compose.yml validates; only the controllers get the Docker socket', {
     skip: skipCompose,
   }, async () => {
     const r = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], {
@@ -222,18 +217,36 @@ describe('docker-compose files', () => {
     });
     assert.equal(r.status, 0, r.stderr);
     const svc = services(await compose('docker-compose.yml'));
-    assert.deepEqual([...svc.keys()].sort(), ['controller', 'grafana', 'nginx', 'prometheus', 'redis']);
+    assert.deepEqual([...svc.keys()].sort(), [
+      'controller',
+      'controller-a',
+      'controller-b',
+      'grafana',
+      'nginx',
+      'nginx-ha',
+      'prometheus',
+      'redis',
+      'router-a',
+      'router-b',
+    ]);
+    const controllers = ['controller', 'controller-a', 'controller-b'];
     for (const [name, block] of svc) {
       assert.equal(
         block.includes('/var/run/docker.sock'),
-        name === 'controller',
+        controllers.includes(name),
         `${name} and the docker socket`,
       );
+    }
+    // The ha profile's routers run the router role; its controllers the controller role, on Redis.
+    for (const name of ['router-a', 'router-b']) assert.match(svc.get(name)!, /- router\n/);
+    for (const name of ['controller-a', 'controller-b']) {
+      assert.match(svc.get(name)!, /- controller\n/);
+      assert.match(svc.get(name)!, /REDIS_URL: redis:\/\/redis:6379/);
     }
     const controller = svc.get('controller')!;
     assert.match(controller, /DRIVER: docker/);
     assert.match(controller, /AGENT_IMAGE: yggdrasil\/agent:latest/);
-    assert.match(svc.get('redis')!, /profiles:\n\s+- redis/);
+    assert.match(svc.get('redis')!, /profiles:\n\s+- redis\n\s+- ha/);
     for (const block of svc.values()) assert.match(block, /cpus: 0\.5/);
   });
 

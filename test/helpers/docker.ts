@@ -23,18 +23,16 @@ export function ensureImages(): void {
   execFileSync('bash', ['scripts/build-images.sh'], { cwd: root, stdio: 'inherit', timeout: 20 * 60_000 });
 }
 
-/** Image builds of concurrent test files take turns (they share scripts/build-images.sh's work dirs). */
-export const BUILD_LOCK = '/tmp/yggdrasil-build-images.lock';
-
 /**
  * Builds yggdrasil/<app> again when it was built from other code than dist/ now (its
- * io.yggdrasil.source-hash label), under BUILD_LOCK; a test never runs an image of older code.
+ * io.yggdrasil.source-hash label): a test never runs an image of older code. Concurrent builds take
+ * turns on scripts/build-images.sh's own lock (so no lock here: it would deadlock on that one).
  */
 export function ensureFreshImage(app: 'agent' | 'controller'): void {
   const script = `cur=$(node docker/source-hash.mjs)
 have=$(docker image inspect --format '{{index .Config.Labels "io.yggdrasil.source-hash"}}' yggdrasil/${app}:latest 2>/dev/null || true)
 if [ "$cur" != "$have" ]; then echo "rebuilding yggdrasil/${app}: built from other code" >&2; bash scripts/build-images.sh ${app} --no-compile >&2; fi`;
-  execFileSync('flock', [BUILD_LOCK, 'bash', '-c', script], {
+  execFileSync('bash', ['-c', script], {
     cwd: root,
     stdio: 'inherit',
     timeout: 20 * 60_000,
