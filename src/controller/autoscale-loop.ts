@@ -3,7 +3,8 @@
 // Also answers the activator: a request waiting with no instance ready triggers a decision at once.
 import { Gauge, type Registry } from 'prom-client';
 import { KpaAutoscaler, type ScaleDecision } from '../autoscaler/kpa.js';
-import { type BackgroundErrorHandler, every } from '../core/background.js';
+import type { BackgroundErrorHandler } from '../core/background.js';
+import { type Cancel, type Clock, loopOn, systemClock } from '../core/clock.js';
 
 /** What the loop drives, declared here by the loop: the controller, or anything that sizes a pool. */
 export interface ScaleTarget {
@@ -23,6 +24,8 @@ export interface AutoscaleLoopOptions {
   concurrency: () => number;
   /** False while the loop may not scale (the shared state is unreachable): no decisions are made. */
   mayScale?: () => boolean;
+  /** Time and timers (tests pass a FakeClock). @default systemClock */
+  clock?: Clock;
   minInstances: number;
   maxInstances: number;
   maxConcurrency: number;
@@ -44,12 +47,15 @@ export interface AutoscalerStatus {
 
 export class AutoscaleLoop {
   private readonly kpa: KpaAutoscaler;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly timers: Cancel[] = [];
   private last: (ScaleDecision & { at: string }) | null = null;
   readonly targetPerInstance: number;
   private readonly sampleEveryMs: number;
 
+  private readonly clock: Clock;
+
   constructor(private readonly opts: AutoscaleLoopOptions) {
+    this.clock = opts.clock ?? systemClock;
     this.targetPerInstance = opts.maxConcurrency * opts.targetUtilization;
     // Several samples per bucket: the panic window keeps six buckets.
     this.sampleEveryMs = Math.max(20, Math.min(250, Math.floor(opts.panicWindowMs / 24)));
@@ -95,19 +101,26 @@ export class AutoscaleLoop {
 
   start(): void {
     const onError = this.opts.onError;
+    const clock = this.clock;
     this.timers.push(
-      every(this.sampleEveryMs, 'autoscaler sampling', () => this.sample(Date.now()), onError),
-      every(this.opts.scaleIntervalMs, 'autoscaler decisions', () => this.decide(Date.now()), onError),
+      loopOn(clock, this.sampleEveryMs, 'autoscaler sampling', () => this.sample(clock.now()), onError),
+      loopOn(
+        clock,
+        this.opts.scaleIntervalMs,
+        'autoscaler decisions',
+        () => this.decide(clock.now()),
+        onError,
+      ),
     );
   }
 
   stop(): void {
-    for (const t of this.timers) clearInterval(t);
+    for (const cancel of this.timers) cancel();
   }
 
   /** The activator: a request waits and nothing is ready, so decide now instead of at the next tick. */
   activate(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     this.sample(now);
     this.decide(now);
   }

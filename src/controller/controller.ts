@@ -3,8 +3,8 @@
 // once), replaces instances the router finds bad, and drains instances before stopping them. Decisions
 // come from the pure `reconcile` and `planRestart`; this class carries them out. Every background task
 // is guarded: its errors are logged and counted, never left as unhandled rejections.
-import { setTimeout as sleep } from 'node:timers/promises';
-import { every, runGuarded } from '../core/background.js';
+import { runGuarded } from '../core/background.js';
+import { type Cancel, type Clock, loopOn, systemClock } from '../core/clock.js';
 import { type ControllerEvent, EventLog, type EventType } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { InstanceState, PoolMember, PoolOutlook } from '../core/pool.js';
@@ -48,6 +48,8 @@ export interface ControllerOptions {
   mayAct?: () => boolean;
   /** Where events go (a controller role keeps one log across its terms). @default a new one */
   events?: EventLog;
+  /** Time, sleeps and timers (tests pass a FakeClock). @default systemClock */
+  clock?: Clock;
 }
 
 /** What the data plane reports back: load per instance (in-flight requests, pinned sessions). */
@@ -133,7 +135,8 @@ export class Controller {
   readonly metrics: ControllerMetrics;
   private readonly slots = new Map<string, Slot>();
   private readonly poolListeners: Array<(members: PoolMember[]) => void> = [];
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly timers: Cancel[] = [];
+  private readonly clock: Clock;
   private load: LoadSource = NO_LOAD;
   private desired: number;
   private stopping = false;
@@ -152,6 +155,7 @@ export class Controller {
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.logger.child({ part: 'controller' });
+    this.clock = opts.clock ?? systemClock;
     this.events = opts.events ?? new EventLog();
     this.limits = { minInstances: opts.minInstances, maxInstances: opts.maxInstances };
     this.probe = opts.probe ?? probeHealth;
@@ -190,7 +194,7 @@ export class Controller {
       this.background('startup probes', () => this.awaitHealthy(slot, handle));
     }
     const loop = (ms: number, name: string, fn: () => unknown) =>
-      this.timers.push(every(ms, name, fn, this.onBackgroundError));
+      this.timers.push(loopOn(this.clock, ms, name, fn, this.onBackgroundError));
     loop(this.opts.reconcileIntervalMs ?? 1000, 'reconcile', () => this.tick());
     loop(Math.min(this.opts.healthCheckIntervalMs, RECHECK_MS), 'health checks', () => this.checkHealth());
     loop(this.opts.usageIntervalMs ?? 2000, 'usage sampling', () => this.sampleUsage());
@@ -201,7 +205,7 @@ export class Controller {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const cancel of this.timers) cancel();
     await Promise.all(
       [...this.slots.values()].map((s) => (s.state === 'ready' ? this.drainSlot(s) : this.removeSlot(s))),
     );
@@ -217,7 +221,7 @@ export class Controller {
   async abandon(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const cancel of this.timers) cancel();
     const driver = this.opts.driver;
     driver.detach?.();
     await driver.close();
@@ -227,12 +231,12 @@ export class Controller {
 
   /** Resolves once at least `count` instances are ready, or rejects after `timeoutMs`. */
   async waitForReady(count: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.clock.now() + timeoutMs;
     while (this.readyCount() < count) {
-      if (Date.now() > deadline) {
+      if (this.clock.now() > deadline) {
         throw new Error(`only ${this.readyCount()} of ${count} instances ready after ${timeoutMs} ms`);
       }
-      await sleep(20);
+      await this.clock.sleep(20);
     }
   }
 
@@ -329,7 +333,7 @@ export class Controller {
    * and waits out a longer backoff (requests are then answered at once instead of queueing).
    */
   outlook(): PoolOutlook {
-    const now = Date.now();
+    const now = this.clock.now();
     let live = 0;
     let coming = false;
     for (const s of this.slots.values()) {
@@ -405,7 +409,7 @@ export class Controller {
   }
 
   private reconcileNow(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     // A slot that has stayed ready a while has proved its start good: its crash count starts over.
     for (const s of this.slots.values()) {
       if (
@@ -462,7 +466,7 @@ export class Controller {
     const slot: Slot = {
       id,
       state: 'starting',
-      createdAt: Date.now(),
+      createdAt: this.clock.now(),
       restarts: 0,
       crashes: 0,
       healthFailures: 0,
@@ -476,7 +480,7 @@ export class Controller {
     slot.healthFailures = 0;
     slot.readyAt = undefined;
     slot.nextRestartAt = undefined;
-    slot.startedAt = Date.now();
+    slot.startedAt = this.clock.now();
     if (slot.pendingStop) await slot.pendingStop;
     if (slot.state !== 'starting' || this.stopping) return;
     this.emit('instance_starting', slot.id, `starting ${slot.id}`);
@@ -501,12 +505,12 @@ export class Controller {
    * seen at once, a slow one (loading a model) is not asked (and does not log) 20 times a second.
    */
   private async awaitHealthy(slot: Slot, handle: InstanceHandle): Promise<void> {
-    const began = slot.startedAt ?? Date.now();
+    const began = slot.startedAt ?? this.clock.now();
     const deadline = began + this.opts.startupTimeoutMs;
     let pause = this.opts.startupProbeIntervalMs;
     let told = false;
     while (slot.state === 'starting' && slot.handle === handle && !this.stopping) {
-      const left = deadline - Date.now();
+      const left = deadline - this.clock.now();
       const result = await this.probe(
         handle.endpoint,
         this.healthPath,
@@ -515,7 +519,7 @@ export class Controller {
       if (slot.state !== 'starting' || slot.handle !== handle) return;
       if (result.ok) {
         slot.state = 'ready';
-        slot.readyAt = Date.now();
+        slot.readyAt = this.clock.now();
         slot.nextCheckAt = slot.readyAt + this.opts.healthCheckIntervalMs;
         this.metrics.coldStart.observe((slot.readyAt - began) / 1000);
         this.emit('instance_ready', slot.id, `${slot.id} is ready at ${urlOf(handle.endpoint)}`, {
@@ -525,7 +529,7 @@ export class Controller {
         this.tick();
         return;
       }
-      if (Date.now() >= deadline) {
+      if (this.clock.now() >= deadline) {
         this.fail(
           slot,
           'startup',
@@ -533,14 +537,14 @@ export class Controller {
         );
         return;
       }
-      if (!told && Date.now() - began >= SLOW_START_NOTICE_MS) {
+      if (!told && this.clock.now() - began >= SLOW_START_NOTICE_MS) {
         told = true;
         this.log.info(
           { instance: slot.id, reason: result.reason },
-          `${slot.id} is not healthy yet after ${Math.round((Date.now() - began) / 1000)} s (${result.reason}); waiting up to STARTUP_TIMEOUT_MS=${this.opts.startupTimeoutMs}`,
+          `${slot.id} is not healthy yet after ${Math.round((this.clock.now() - began) / 1000)} s (${result.reason}); waiting up to STARTUP_TIMEOUT_MS=${this.opts.startupTimeoutMs}`,
         );
       }
-      await sleep(pause);
+      await this.clock.sleep(pause);
       pause = Math.max(this.opts.startupProbeIntervalMs, Math.min(STARTUP_PROBE_MAX_MS, pause * 1.25));
     }
   }
@@ -551,7 +555,8 @@ export class Controller {
    * plane). Each check is of the incarnation seen when the round began; one stopped meanwhile is skipped.
    * @internal public for tests, which pass `now` to make every instance due.
    */
-  async checkHealth(now = Date.now()): Promise<void> {
+  async checkHealth(now?: number): Promise<void> {
+    now ??= this.clock.now();
     const due: Array<[Slot, InstanceHandle]> = [];
     for (const s of this.slots.values()) {
       if (s.state === 'ready' && s.handle && (s.nextCheckAt ?? 0) <= now) due.push([s, s.handle]);
@@ -580,7 +585,7 @@ export class Controller {
     slot.nextCheckAt = Number.POSITIVE_INFINITY; // no second check of it while this one is out
     const result = await this.probe(handle.endpoint, this.healthPath, this.opts.healthCheckTimeoutMs);
     if (slot.state !== 'ready' || slot.handle !== handle) return undefined;
-    const now = Date.now();
+    const now = this.clock.now();
     if (result.ok) {
       if (slot.healthFailures > 0) {
         this.log.info({ instance: slot.id, failures: slot.healthFailures }, 'health check passes again');
@@ -656,7 +661,7 @@ export class Controller {
   private fail(slot: Slot, kind: string, reason: string, extra: Partial<Failure> = {}, killed = false): void {
     if (slot.state === 'draining' || slot.state === 'stopped' || this.stopping) return;
     const wasReady = slot.state === 'ready';
-    const now = Date.now();
+    const now = this.clock.now();
     const plan = planRestart(
       {
         crashesBefore: slot.crashes,
@@ -686,7 +691,7 @@ export class Controller {
     });
     if (wasReady) this.notifyPool();
     this.tick();
-    if (plan.delayMs > 0) setTimeout(() => this.tick(), plan.delayMs + 1).unref();
+    if (plan.delayMs > 0) this.clock.after(plan.delayMs + 1, () => this.tick());
   }
 
   /** Stops sending it new requests, lets in-flight ones finish (up to DRAIN_TIMEOUT_MS), then stops it. */
@@ -694,8 +699,8 @@ export class Controller {
     slot.state = 'draining';
     this.emit('instance_draining', slot.id, `draining ${slot.id}`, { inflight: this.load.inflight(slot.id) });
     this.notifyPool();
-    const deadline = Date.now() + this.opts.drainTimeoutMs;
-    while (this.load.inflight(slot.id) > 0 && Date.now() < deadline) await sleep(25);
+    const deadline = this.clock.now() + this.opts.drainTimeoutMs;
+    while (this.load.inflight(slot.id) > 0 && this.clock.now() < deadline) await this.clock.sleep(25);
     const left = this.load.inflight(slot.id);
     await this.opts.driver.stop(slot.id, this.opts.stopGraceMs).catch((err: Error) => {
       this.emit('driver_error', slot.id, `stopping ${slot.id} failed: ${err.message}`);
@@ -747,7 +752,7 @@ export class Controller {
     data?: Record<string, unknown>,
   ): void {
     const e: ControllerEvent = {
-      at: Date.now(),
+      at: this.clock.now(),
       type,
       message,
       ...(instance ? { instance } : {}),

@@ -4,7 +4,8 @@
 // 503; a wait with no instance at all wakes the autoscaler (the activator), and when nothing is ready
 // or starting either, waiters are told so at once (YGG_ERR_NO_INSTANCES) instead of waiting it out.
 import type { EventEmitter } from 'node:events';
-import { type BackgroundErrorHandler, every as everyMs } from '../core/background.js';
+import type { BackgroundErrorHandler } from '../core/background.js';
+import { type Cancel, type Clock, loopOn, systemClock } from '../core/clock.js';
 import { YggError } from '../core/errors.js';
 import type { PoolOutlook } from '../core/pool.js';
 import { AdmissionQueue, type Waiter } from './admission-queue.js';
@@ -40,6 +41,8 @@ export interface WaitingRoomOptions {
   outlook?: (() => PoolOutlook) | undefined;
   /** Where an error of the sweep goes (logged and counted by the owner). */
   onError?: BackgroundErrorHandler | undefined;
+  /** The sweep's timer (tests pass a FakeClock, and its `now` as `now`). @default systemClock */
+  clock?: Clock | undefined;
 }
 
 const noInstances = () =>
@@ -51,7 +54,7 @@ const noInstances = () =>
 
 export class WaitingRoom {
   private readonly queue: AdmissionQueue<Pending>;
-  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: Cancel | undefined;
 
   constructor(private readonly opts: WaitingRoomOptions) {
     this.queue = new AdmissionQueue<Pending>({ maxLength: opts.queueMax, timeoutMs: opts.queueTimeoutMs });
@@ -137,7 +140,7 @@ export class WaitingRoom {
 
   /** Answers every waiter with `err` (the router is stopping). */
   close(err: YggError): void {
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer?.();
     this.sweepTimer = undefined;
     this.rejectAll(err);
   }
@@ -171,7 +174,8 @@ export class WaitingRoom {
     if (this.sweepTimer) return;
     const timeout = this.opts.queueTimeoutMs;
     const tick = Math.max(5, Math.min(50, Math.floor(timeout / 10)));
-    this.sweepTimer = everyMs(
+    this.sweepTimer = loopOn(
+      this.opts.clock ?? systemClock,
       tick,
       'queue sweep',
       () => this.sweep(timeout),
@@ -194,7 +198,7 @@ export class WaitingRoom {
     }
     this.pumpAll();
     if (this.queue.length === 0 && this.sweepTimer) {
-      clearInterval(this.sweepTimer);
+      this.sweepTimer();
       this.sweepTimer = undefined;
     }
   }
