@@ -34,17 +34,17 @@ describe('WaitingRoom timing (FakeClock)', () => {
     const clock = new FakeClock(0);
     let demanded = 0;
     const r = room(clock, () => demanded++);
-    let settled = undefined as YggError | undefined;
+    const out: { err?: YggError } = {};
     r.wait(new EventEmitter(), null).catch((err: YggError) => {
-      settled = err;
+      out.err = err;
     });
     assert.equal(demanded, 1, 'no instance: the activator is asked at once');
     await clock.advance(990);
-    assert.equal(settled, undefined);
+    assert.equal(out.err, undefined);
     assert.equal(r.length, 1);
     await clock.advance(120);
-    assert.equal(settled?.code, 'YGG_ERR_CAPACITY');
-    assert.match(settled!.message, /QUEUE_TIMEOUT_MS=1000/);
+    assert.equal(out.err?.code, 'YGG_ERR_CAPACITY');
+    assert.match(String(out.err?.message), /QUEUE_TIMEOUT_MS=1000/);
     assert.equal(r.length, 0);
     assert.equal(clock.pending, 0, 'the sweep stops with the last waiter');
   });
