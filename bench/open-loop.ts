@@ -15,7 +15,12 @@ export interface OpenLoopResult {
 
 export async function openLoop(
   url: string,
-  opts: { rate: number; seconds: number },
+  opts: {
+    rate: number;
+    seconds: number;
+    /** Extra headers of the n-th request (a session id, say). */
+    headers?: (n: number) => Record<string, string>;
+  },
 ): Promise<OpenLoopResult> {
   const u = new URL(url);
   const pool = new Pool(u.origin, { connections: 256, pipelining: 1 });
@@ -32,6 +37,7 @@ export async function openLoop(
       const now = performance.now();
       while (sent < total && t0 + sent * interval <= now) {
         const scheduled = t0 + sent * interval;
+        const extra = opts.headers?.(sent);
         sent++;
         inflight.push(
           pool
@@ -39,7 +45,9 @@ export async function openLoop(
               path: u.pathname,
               method: 'POST',
               body: BODY,
-              headers: { 'content-type': 'application/json' },
+              headers: extra
+                ? { 'content-type': 'application/json', ...extra }
+                : { 'content-type': 'application/json' },
             })
             .then(async (res) => {
               await res.body.dump();

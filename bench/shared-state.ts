@@ -17,6 +17,8 @@ import { median, round } from './stats.js';
 import { wrk } from './wrk.js';
 
 const PATH = '/api/bench';
+/** 2000 session ids in turn at 1000 req/s: each one new once (a Redis read, then a write), then known. */
+const sessionOf = (prefix: string) => (n: number) => ({ 'x-session-id': `${prefix}-${n % 2000}` });
 
 async function leaderOf(c: RoleProcess): Promise<boolean> {
   try {
@@ -117,6 +119,11 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
     // A warm-up at the same rate first (connections, JIT), not counted.
     await openLoop(`${embedded.lbUrl}${PATH}`, { rate, seconds: 2 });
     const embeddedLoop = await openLoop(`${embedded.lbUrl}${PATH}`, { rate, seconds });
+    const embeddedSessions = await openLoop(`${embedded.lbUrl}${PATH}`, {
+      rate,
+      seconds,
+      headers: sessionOf('e'),
+    });
     await embedded.stop();
     const env = { REDIS_URL: redis.url, MIN_INSTANCES: '2', MAX_INSTANCES: '2', LOG_LEVEL: 'warn' };
     const controller = await startRole('controller', 'bench-c', env, SERVER_CPU);
@@ -131,6 +138,7 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
     );
     await openLoop(`${r1.url}${PATH}`, { rate, seconds: 2 });
     const roleLoop = await openLoop(`${r1.url}${PATH}`, { rate, seconds });
+    const roleSessions = await openLoop(`${r1.url}${PATH}`, { rate, seconds, headers: sessionOf('r') });
 
     // 2. Throughput: one router, then two (a wrk each, half the connections each).
     const one = await wrk(`${r1.url}${PATH}`, { connections: 64, seconds: wrkSeconds, cpu: LOADGEN_CPU });
@@ -166,6 +174,18 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
         figure: 'added p50 / p99 by the Redis-backed path (ms)',
         value: `${round(roleLoop.p50Ms - embeddedLoop.p50Ms, 3)} / ${round(roleLoop.p99Ms - embeddedLoop.p99Ms, 3)}`,
       },
+      {
+        figure: 'with sessions: p50 / p99, `yggdrasil start` (ms)',
+        value: `${round(embeddedSessions.p50Ms, 3)} / ${round(embeddedSessions.p99Ms, 3)}`,
+      },
+      {
+        figure: 'with sessions: p50 / p99, router role with Redis (ms)',
+        value: `${round(roleSessions.p50Ms, 3)} / ${round(roleSessions.p99Ms, 3)}`,
+      },
+      {
+        figure: 'with sessions: added p50 / p99 by the Redis-backed path (ms)',
+        value: `${round(roleSessions.p50Ms - embeddedSessions.p50Ms, 3)} / ${round(roleSessions.p99Ms - embeddedSessions.p99Ms, 3)}`,
+      },
       { figure: 'req/s, 1 router (wrk -c64)', value: Math.round(one.rps) },
       { figure: 'req/s, 2 routers (2 × wrk -c32)', value: Math.round(two) },
       { figure: '2 routers / 1', value: round(two / one.rps, 2) },
@@ -183,7 +203,8 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
       title: 'Shared state: router and controller roles on Redis',
       rows,
       notes: [
-        `A real redis-server on loopback; 2 reference agents. Latency: open loop at ${rate} req/s for ${seconds} s (POST ~100 B to ${PATH}), from the scheduled send time; \`yggdrasil start\` and the router role each pinned to core 0, the controller role unpinned. Errors: ${embeddedLoop.errors} / ${roleLoop.errors}.`,
+        `A real redis-server on loopback; 2 reference agents. Latency: open loop at ${rate} req/s for ${seconds} s (POST ~100 B to ${PATH}), from the scheduled send time, after a 2 s warm-up; \`yggdrasil start\`, the router role and the controller role (with its agents) pinned to core 0. Errors: ${embeddedLoop.errors + embeddedSessions.errors} / ${roleLoop.errors + roleSessions.errors}.`,
+        'Without a session header the router issues a session id that names its instance, so no request touches Redis: that row is the cost of the role split itself. "With sessions" sends X-Session-Id from 2000 ids in turn: each id is new once (a Redis read that finds nothing, then a write in the background) and known after (the near cache).',
         `Throughput: wrk ${wrkSeconds} s; with two routers each router and each wrk sit on a different core (this machine has 2 cores, shared with the agents and the controller), so the ratio says what a second process buys here, not on a bigger machine.`,
         'Failover: SIGKILL of the leading controller, then the time until the standby’s /status says it leads (polled every 10 ms). The standby campaigns every lease/3, so the bound is a lease plus a third; the issue’s goal is 2 × the lease.',
         'Session lookups: RedisSessionStore.get on sessions already in its near cache (the hot path for a known session), and fresh() (a Redis GET, the path of a session first seen through another router), 64 in flight.',
@@ -196,7 +217,11 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
         // Figures are never negative (bench-sections.test): the difference is in the rows, ratios here.
         roleVsEmbeddedP50: round(roleLoop.p50Ms / embeddedLoop.p50Ms, 3),
         roleVsEmbeddedP99: round(roleLoop.p99Ms / embeddedLoop.p99Ms, 3),
-        openLoopErrors: embeddedLoop.errors + roleLoop.errors,
+        openLoopErrors: embeddedLoop.errors + roleLoop.errors + embeddedSessions.errors + roleSessions.errors,
+        embeddedSessionsP50Ms: round(embeddedSessions.p50Ms, 3),
+        embeddedSessionsP99Ms: round(embeddedSessions.p99Ms, 3),
+        roleSessionsP50Ms: round(roleSessions.p50Ms, 3),
+        roleSessionsP99Ms: round(roleSessions.p99Ms, 3),
         oneRouterRps: Math.round(one.rps),
         twoRoutersRps: Math.round(two),
         twoVsOne: round(two / one.rps, 2),

@@ -179,6 +179,8 @@ export class Controller {
       // The runtime is down or refusing: say so and keep going; starts will retry with backoff.
       this.emit('driver_error', undefined, (err as Error).message);
     }
+    // Abandoned or stopped while adopting (a leader deposed as it took over): start nothing.
+    if (this.stopping) return;
     for (const handle of adopted) {
       const slot = this.newSlot(handle.id);
       slot.handle = handle;

@@ -203,6 +203,11 @@ export async function startControllerRole(
   const lead = async (n: number): Promise<void> => {
     if (stopping) return;
     const driver = await createDriver(cfg, deps);
+    // Deposed (or stopped) while the driver was being made: this term is over before it began.
+    if (stopping || !election.status().leader || election.term !== n) {
+      await driver.close();
+      return;
+    }
     const controller = new Controller({
       ...controllerOptions(cfg, driver, logger),
       events,
@@ -244,6 +249,7 @@ export async function startControllerRole(
     log.info({ term: n }, `elected: ${id} leads the pool (term ${n})`);
     const refresh = () => board.refresh(controller.members().map((m) => m.id)).catch(() => undefined);
     await refresh();
+    if (term !== t) return; // deposed meanwhile: stepDown abandoned it
     controller.onPoolChange(() => publish(t));
     t.timers.push(
       every(cfg.ROUTER_HEARTBEAT_MS, 'pool publish', () => publish(t), onError),
