@@ -13,7 +13,7 @@ import { RouterPresence } from '../src/shared/router-presence.js';
 import { sharedScripts } from '../src/shared/scripts.js';
 import { waitFor } from './helpers/platform.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
-import { COUNTING_AGENT, type RoleProcess, startRole } from './helpers/roles.js';
+import { COUNTING_AGENT, type RoleProcess, startPool, startRole, type TestPool } from './helpers/roles.js';
 import { requireService } from './helpers/services.js';
 
 const skip = requireService('redis');
@@ -49,36 +49,31 @@ function poolEnv(redis: TestRedis, extra: Record<string, string> = {}): Record<s
 }
 
 describe('routers and a controller sharing state in Redis', { skip, timeout: 120_000 }, () => {
+  let pool: TestPool;
   let redis: TestRedis;
   let controller: RoleProcess;
-  const routers: RoleProcess[] = [];
+  let routers: RoleProcess[] = [];
 
   before(async () => {
-    redis = await startRedis();
-    const env = poolEnv(redis, {
-      MIN_INSTANCES: '3',
-      MAX_INSTANCES: '3',
-      MAX_CONCURRENCY: '4',
-      QUEUE_MAX: '1000',
-      QUEUE_TIMEOUT_MS: '60000',
+    pool = await startPool({
+      env: (r) =>
+        poolEnv(r, {
+          MIN_INSTANCES: '3',
+          MAX_INSTANCES: '3',
+          MAX_CONCURRENCY: '4',
+          QUEUE_MAX: '1000',
+          QUEUE_TIMEOUT_MS: '60000',
+        }),
+      controller: 'c1',
+      routers: ['r1', 'r2'],
+      ready: 3,
     });
-    controller = await startRole('controller', 'c1', env);
-    routers.push(await startRole('router', 'r1', env), await startRole('router', 'r2', env));
-    await waitFor('3 ready instances', async () => (await statusOf(controller)).readyInstances === 3, 30_000);
-    await waitFor(
-      'both routers to see them',
-      async () => {
-        for (const r of routers) if ((await get(`${r.url}/health`)).body.readyInstances !== 3) return false;
-        return true;
-      },
-      10_000,
-    );
+    ({ redis, controller, routers } = pool);
   });
 
   after(async () => {
-    await Promise.all(routers.map((r) => r.stop()));
-    await controller?.stop();
-    await redis?.stop();
+    await Promise.all(routers.slice(2).map((r) => r.stop()));
+    await pool?.stop();
   });
 
   it('the controller leads alone, and says so in /status', async () => {
@@ -222,32 +217,28 @@ describe('routers and a controller sharing state in Redis', { skip, timeout: 120
 });
 
 describe('the autoscaler scales on the load of every router together', { skip, timeout: 60_000 }, () => {
-  let redis: TestRedis;
-  let controller: RoleProcess;
-  const routers: RoleProcess[] = [];
+  let pool: TestPool;
 
   before(async () => {
-    redis = await startRedis();
-    const env = poolEnv(redis, {
-      MIN_INSTANCES: '1',
-      MAX_INSTANCES: '4',
-      MAX_CONCURRENCY: '4',
-      TARGET_UTILIZATION: '1',
-      TARGET_CPU: '0',
-      STABLE_WINDOW_MS: '2000',
-      PANIC_WINDOW_MS: '1000',
-      SCALE_INTERVAL_MS: '200',
-      QUEUE_TIMEOUT_MS: '30000',
+    pool = await startPool({
+      env: (r) =>
+        poolEnv(r, {
+          MIN_INSTANCES: '1',
+          MAX_INSTANCES: '4',
+          MAX_CONCURRENCY: '4',
+          TARGET_UTILIZATION: '1',
+          TARGET_CPU: '0',
+          STABLE_WINDOW_MS: '2000',
+          PANIC_WINDOW_MS: '1000',
+          SCALE_INTERVAL_MS: '200',
+          QUEUE_TIMEOUT_MS: '30000',
+        }),
+      controller: 'ac',
+      routers: ['aa', 'ab'],
+      ready: 1,
     });
-    controller = await startRole('controller', 'ac', env);
-    routers.push(await startRole('router', 'aa', env), await startRole('router', 'ab', env));
-    await waitFor('1 ready instance', async () => (await statusOf(controller)).readyInstances === 1, 30_000);
   });
-  after(async () => {
-    await Promise.all(routers.map((r) => r.stop()));
-    await controller?.stop();
-    await redis?.stop();
-  });
+  after(() => pool?.stop());
 
   it('6 requests in flight through each of 2 routers (12 with MAX_CONCURRENCY 4): 3 instances', async () => {
     let stop = false;
@@ -262,11 +253,11 @@ describe('the autoscaler scales on the load of every router together', { skip, t
         await res.body.dump();
       }
     };
-    const load = routers.flatMap((r) => Array.from({ length: 6 }, (_, i) => loop(r, i)));
+    const load = pool.routers.flatMap((r) => Array.from({ length: 6 }, (_, i) => loop(r, i)));
     const scaled = await waitFor(
       'the pool to grow to the sum of both routers’ load',
       async () => {
-        const s = (await get(`${controller.url}/status`)).body as {
+        const s = (await get(`${pool.controller.url}/status`)).body as {
           desiredInstances: number;
           routers: number;
         };
@@ -284,41 +275,29 @@ describe('the autoscaler scales on the load of every router together', { skip, t
 });
 
 describe('RATE_LIMIT_RPS across routers (Redis)', { skip, timeout: 60_000 }, () => {
-  let redis: TestRedis;
-  let controller: RoleProcess;
-  const routers: RoleProcess[] = [];
+  let pool: TestPool;
 
   before(async () => {
-    redis = await startRedis();
-    const env = poolEnv(redis, { MIN_INSTANCES: '1', MAX_INSTANCES: '1', RATE_LIMIT_RPS: '10' });
-    controller = await startRole('controller', 'rc', env);
-    routers.push(await startRole('router', 'ra', env), await startRole('router', 'rb', env));
-    await waitFor(
-      'the routers to see the instance',
-      async () => {
-        for (const r of routers) if ((await get(`${r.url}/health`)).body.readyInstances !== 1) return false;
-        return true;
-      },
-      30_000,
-    );
+    pool = await startPool({
+      env: (r) => poolEnv(r, { MIN_INSTANCES: '1', MAX_INSTANCES: '1', RATE_LIMIT_RPS: '10' }),
+      controller: 'rc',
+      routers: ['ra', 'rb'],
+      ready: 1,
+    });
   });
-  after(async () => {
-    await Promise.all(routers.map((r) => r.stop()));
-    await controller?.stop();
-    await redis?.stop();
-  });
+  after(() => pool?.stop());
 
   it('one client gets RATE_LIMIT_RPS through both routers together, not twice that', async () => {
     // 40 requests at once, alternating routers, from one address: 10 pass within the second.
     const results = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => get(`${routers[i % 2]!.url}/api/limited`)),
+      Array.from({ length: 40 }, (_, i) => get(`${pool.routers[i % 2]!.url}/api/limited`)),
     );
     const ok = results.filter((r) => r.status === 200).length;
     const limited = results.filter((r) => r.status === 429);
     assert.ok(ok >= 10 && ok <= 12, `${ok} requests passed RATE_LIMIT_RPS=10 through 2 routers`);
     assert.equal(ok + limited.length, 40);
     assert.equal(limited[0]?.body.error.code, 'YGG_ERR_RATE_LIMITED');
-    const keys = await redis.client.keys('ygg:rl:*');
+    const keys = await pool.redis.client.keys('ygg:rl:*');
     assert.ok(keys.length > 0, 'no rate-limit counts in Redis');
   });
 });

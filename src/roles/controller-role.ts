@@ -24,6 +24,7 @@ import type { InstanceDriver } from '../runtime/driver.js';
 import { sharedKeys } from '../shared/keys.js';
 import { LeaderElection, type Leadership } from '../shared/leader-election.js';
 import { LoadBoard } from '../shared/load-board.js';
+import { sharedStateGauge } from '../shared/metrics.js';
 import type { ControllerCommand } from '../shared/pool-follower.js';
 import { type PoolSnapshot, parseSnapshot } from '../shared/pool-snapshot.js';
 import { connectRedis, whenReady } from '../shared/redis.js';
@@ -113,15 +114,7 @@ export async function startControllerRole(
       this.set(election.status().term);
     },
   });
-  new Gauge({
-    name: 'yggdrasil_shared_state_up',
-    help: '1 while this process reaches the shared state (Redis), 0 while it works from its last view.',
-    labelNames: ['role'],
-    registers: [registry],
-    collect() {
-      this.set({ role: 'controller' }, election.unreachable ? 0 : 1);
-    },
-  });
+  sharedStateGauge(registry, 'controller', () => !election.unreachable);
 
   const leaderStatus = (t: Term) => {
     const s = t.controller.status();

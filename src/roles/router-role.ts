@@ -21,6 +21,7 @@ import { lbStatusPage } from '../observability/status-page.js';
 import { createLbServer } from '../router/lb-server.js';
 import { Router } from '../router/router.js';
 import { sharedKeys } from '../shared/keys.js';
+import { sharedStateGauge } from '../shared/metrics.js';
 import { PoolFollower } from '../shared/pool-follower.js';
 import { connectRedis, whenReady } from '../shared/redis.js';
 import { RedisSessionStore } from '../shared/redis-session-store.js';
@@ -110,15 +111,7 @@ export async function startRouterRole(cfg: PlatformConfig, deps: { logger: Logge
   let presenceError: string | undefined;
   const degraded = () => follower.degraded() ?? presenceError;
   const registry = router.metrics.registry;
-  new Gauge({
-    name: 'yggdrasil_shared_state_up',
-    help: '1 while this process reaches the shared state (Redis), 0 while it works from its last view.',
-    labelNames: ['role'],
-    registers: [registry],
-    collect() {
-      this.set({ role: 'router' }, degraded() ? 0 : 1);
-    },
-  });
+  sharedStateGauge(registry, 'router', () => !degraded());
   new Gauge({
     name: 'yggdrasil_router_peers',
     help: 'Routers serving the pool as this one saw them at its last heartbeat (itself included).',

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pinned } from '../../bench/procs.js';
 import { freePort } from '../../src/runtime/free-port.js';
 import { TEST_DEFAULTS } from './platform.js';
+import { startRedis, type TestRedis } from './redis.js';
 import { run, type Spawned } from './spawn.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -71,6 +72,49 @@ export async function startRole(
       const t = setTimeout(() => proc.child.kill('SIGKILL'), graceMs);
       await proc.exited;
       clearTimeout(t);
+    },
+  };
+}
+
+/** A redis-server with a controller and routers sharing it (test/shared-state.test.ts). */
+export interface TestPool {
+  redis: TestRedis;
+  controller: RoleProcess;
+  routers: RoleProcess[];
+  stop(): Promise<void>;
+}
+
+/** Starts the pool and resolves once every router sees `ready` ready instances. */
+export async function startPool(opts: {
+  env: (redis: TestRedis) => Record<string, string>;
+  controller: string;
+  routers: string[];
+  ready: number;
+}): Promise<TestPool> {
+  const redis = await startRedis();
+  const env = opts.env(redis);
+  const controller = await startRole('controller', opts.controller, env);
+  const routers: RoleProcess[] = [];
+  for (const id of opts.routers) routers.push(await startRole('router', id, env));
+  const deadline = Date.now() + 30_000;
+  const seen = async (r: RoleProcess) => {
+    const h = (await (await fetch(`${r.url}/health`)).json()) as { readyInstances: number };
+    return h.readyInstances === opts.ready;
+  };
+  for (;;) {
+    if ((await Promise.all(routers.map(seen))).every(Boolean)) break;
+    if (Date.now() > deadline)
+      throw new Error(`the routers did not see ${opts.ready} ready instances in 30 s`);
+    await sleep(50);
+  }
+  return {
+    redis,
+    controller,
+    routers,
+    async stop() {
+      await Promise.all(routers.map((r) => r.stop()));
+      await controller.stop();
+      await redis.stop();
     },
   };
 }
