@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import { authFilePath, loadPlatformConfig, type PlatformConfig } from '../core/config.js';
 import { isYggError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { EXPORT_TARGETS, type ExportTarget, exportManifests } from '../export/manifests.js';
+import { renderYaml } from '../export/render.js';
 import { createDriver, startPlatform } from '../platform.js';
 import type { DockerDriver } from '../runtime/docker-driver.js';
 import { type AddAuthOptions, addAuthCommand, drainCommand, scaleCommand } from './admin.js';
@@ -148,6 +150,31 @@ program
   )
   .option('-c, --config <file>', 'JSON file of options (same names as the environment variables)')
   .action((o: { config?: string }) => runRole('controller', o));
+
+program
+  .command('export')
+  .description(
+    'print this configuration as manifests of another platform: knative, cloudrun, kubernetes or compose',
+  )
+  .argument('<target>', EXPORT_TARGETS.join(' | '))
+  .option('-n, --name <name>', 'name of the service in the manifests', 'yggdrasil-agent')
+  .action(async (target: string, o: { name: string }) => {
+    if (!(EXPORT_TARGETS as readonly string[]).includes(target)) {
+      process.stderr.write(
+        `yggdrasil export: unknown target "${target}": expected one of ${EXPORT_TARGETS.join(', ')}\n`,
+      );
+      process.exit(2);
+    }
+    if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(o.name)) {
+      process.stderr.write(
+        `yggdrasil export: --name=${o.name} is not allowed: lower-case letters, digits and -, starting with a letter (a DNS label)\n`,
+      );
+      process.exit(2);
+    }
+    const cfg = loadConfigOrExit(process.env.YGG_CONFIG);
+    const e = exportManifests(target as ExportTarget, cfg, o.name);
+    process.stdout.write(renderYaml(e, `yggdrasil export ${target}: from this machine's configuration`));
+  });
 
 program
   .command('down')
