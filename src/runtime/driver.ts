@@ -73,13 +73,36 @@ export interface InstanceDriver extends DriverBase {
   detach?(): void;
 }
 
+/** A replica as the engine reports it: `terminating` is drained by the router. */
+export type ReplicaCondition = 'starting' | 'ready' | 'terminating';
+
+export interface Replica {
+  /** The engine's name of it (task id, pod name): stable for its life. */
+  id: string;
+  /** Unique per run (a replaced replica gets a new one). */
+  incarnation: string;
+  /** Where the router reaches it; undefined while the engine has not placed it yet. */
+  endpoint: Endpoint | undefined;
+  condition: ReplicaCondition;
+  meta: Record<string, string | number>;
+}
+
+/** What the engine runs now, and how many it was asked for (by us, a person or its own autoscaler). */
+export interface ReplicaSnapshot {
+  desired: number;
+  replicas: Replica[];
+}
+
 export interface ReplicaDriver extends DriverBase {
   readonly mode: 'replicas';
-  setReplicas(count: number): Promise<void>;
-  /** The replicas the engine runs now, each with its endpoint. */
-  endpoints(): Promise<InstanceHandle[]>;
-  /** Called whenever the set of replicas may have changed. */
-  onChange(listener: () => void): void;
+  /**
+   * Asks the engine for `count` replicas. `preferVictims` names the replicas to remove first when it
+   * scales down: a hint, the engine decides (Swarm drains the chosen task; Kubernetes takes a
+   * pod-deletion-cost).
+   */
+  scale(count: number, opts?: { preferVictims?: readonly string[] }): Promise<void>;
+  /** Calls `listener` with every snapshot from now on (the current one first); returns the unsubscribe. */
+  watch(listener: (snapshot: ReplicaSnapshot) => void): () => void;
 }
 
 export type RuntimeDriver = InstanceDriver | ReplicaDriver;
