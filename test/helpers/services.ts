@@ -38,6 +38,10 @@ const checks = {
   chromium: { ok: () => works(CHROMIUM, ['--version']), install: 'apt-get install chromium' },
   curl: { ok: () => works('curl', ['--version']), install: 'apt-get install curl' },
   redis: { ok: () => works('redis-server', ['--version']), install: 'apt-get install redis-server' },
+  swarm: {
+    ok: () => works('sh', ['-c', "docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active"]),
+    install: 'a single-node swarm: docker swarm init --advertise-addr 127.0.0.1',
+  },
   fastapi: {
     ok: () => works(DEBIAN_PYTHON, ['-c', 'import fastapi, uvicorn, httpx']),
     install: 'apt-get install python3-fastapi python3-uvicorn python3-httpx',
