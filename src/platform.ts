@@ -6,7 +6,6 @@ import { KeyRing } from './auth/keys.js';
 import { bearerOf } from './auth/policy.js';
 import { createControllerServer } from './controller/api.js';
 import { AutoscaleLoop } from './controller/autoscale-loop.js';
-import { Controller } from './controller/controller.js';
 import { nextLimits } from './controller/scaling-limits.js';
 import { parseAllowedHosts } from './core/allowed-hosts.js';
 import { authFilePath, type PlatformConfig } from './core/config.js';
@@ -17,23 +16,24 @@ import { isLiveFeedRequest, LiveFeed, routerTotals } from './observability/live-
 import { controllerStatusPage, lbStatusPage } from './observability/status-page.js';
 import {
   autoscaleOptions,
-  controllerOptions,
   createDriver,
+  createPoolControl,
   listenOn,
   publicSummary,
   routerOptions,
   urlFor,
 } from './roles/parts.js';
+import type { PoolControl } from './roles/pool-control.js';
 import { createLbServer } from './router/lb-server.js';
 import { Router } from './router/router.js';
-import type { InstanceDriver } from './runtime/driver.js';
+import type { RuntimeDriver } from './runtime/driver.js';
 
 export interface Platform {
   lbUrl: string;
   controllerUrl: string;
-  controller: Controller;
+  controller: PoolControl;
   router: Router;
-  driver: InstanceDriver;
+  driver: RuntimeDriver;
   /** Drains and stops everything; idempotent. */
   stop(): Promise<void>;
 }
@@ -41,7 +41,7 @@ export interface Platform {
 export interface PlatformDeps {
   logger: Logger;
   /** Replaces the driver chosen by DRIVER (tests, simulations). */
-  driver?: InstanceDriver;
+  driver?: RuntimeDriver;
   /** Forward instances' output to this process's stdout/stderr (npm start does). */
   forwardOutput?: boolean;
 }
@@ -53,7 +53,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
   const driver = deps.driver ?? (await createDriver(cfg, deps));
   const auth = new AuthGate(new KeyRing(authFilePath(cfg)), cfg.AUTH_REQUIRED);
   const hosts = parseAllowedHosts(cfg.ALLOWED_HOSTS, cfg.BIND_HOST);
-  const controller = new Controller(controllerOptions(cfg, driver, logger));
+  const controller = createPoolControl(cfg, driver, logger);
   let autoscaler: AutoscaleLoop | undefined;
   const router = new Router({
     ...routerOptions(cfg, logger, auth.ring),

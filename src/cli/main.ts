@@ -181,6 +181,19 @@ program
   .description('remove every container and network this installation owns (DRIVER=docker)')
   .action(async () => {
     const cfg = loadConfigOrExit(process.env.YGG_CONFIG);
+    if (cfg.DRIVER === 'swarm') {
+      const { SwarmDriver } = await import('../runtime/swarm-driver.js');
+      const driver = (await createDriver(cfg, { logger: createLogger('silent') })) as InstanceType<
+        typeof SwarmDriver
+      >;
+      const removed = await driver.down();
+      process.stdout.write(
+        removed
+          ? `removed swarm service ${driver.serviceName}\n`
+          : `no swarm service ${driver.serviceName}\n`,
+      );
+      return;
+    }
     if (cfg.DRIVER !== 'docker') {
       process.stdout.write(
         `DRIVER=${cfg.DRIVER}: instances are child processes and stop with \`npm start\`; nothing to remove\n`,

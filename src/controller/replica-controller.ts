@@ -3,20 +3,27 @@
 // are the router's members; terminating ones are drained (the router finishes what they hold). The
 // engine's own desired count wins when someone else changes it (a person, an HPA): it becomes ours,
 // within MIN/MAX_INSTANCES. Decisions are pure (replica-victims.ts); this class carries them out.
-import { runGuarded } from '../core/background.js';
+import { type BackgroundErrorHandler, runGuarded } from '../core/background.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type ControllerEvent, EventLog, type EventType } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { InstanceState, PoolMember, PoolOutlook } from '../core/pool.js';
+import { urlOf } from '../core/pool.js';
 import type { Replica, ReplicaDriver, ReplicaSnapshot } from '../runtime/driver.js';
-import type { LoadSource } from './controller.js';
+import type { ControllerStatus, InstanceStatus, LoadSource } from './controller.js';
+import { probeHealth } from './health-probe.js';
+import { type ControllerMetrics, createControllerMetrics } from './metrics.js';
 import { chooseVictims } from './replica-victims.js';
+import type { ScalingLimits } from './scaling-limits.js';
 
 export interface ReplicaControllerOptions {
   driver: ReplicaDriver;
   logger: Logger;
   minInstances: number;
   maxInstances: number;
+  /** AGENT_HEALTH_PATH and HEALTH_CHECK_TIMEOUT_MS, for the router's checks of a suspect. */
+  healthPath?: string;
+  healthCheckTimeoutMs?: number;
   clock?: Clock;
   events?: EventLog;
 }
@@ -30,6 +37,13 @@ const NO_LOAD: LoadSource = { inflight: () => 0, sessions: () => 0 };
 
 export class ReplicaController {
   readonly events: EventLog;
+  readonly metrics: ControllerMetrics;
+  private limits: ScalingLimits;
+  private stopped = false;
+  readonly backgroundError: BackgroundErrorHandler = (loop, err) => {
+    this.metrics.backgroundErrors.inc({ loop });
+    this.log.error({ err, loop }, `background task failed: ${loop}`);
+  };
   private readonly clock: Clock;
   private readonly log: Logger;
   private desired: number;
@@ -45,6 +59,12 @@ export class ReplicaController {
     this.events = opts.events ?? new EventLog();
     this.log = opts.logger.child({ part: 'replica-controller' });
     this.desired = opts.minInstances;
+    this.limits = { minInstances: opts.minInstances, maxInstances: opts.maxInstances };
+    this.metrics = createControllerMetrics({
+      desired: () => this.desired,
+      limits: () => ({ min: this.limits.minInstances, max: this.limits.maxInstances }),
+      instances: () => this.snapshot.replicas.map((r) => ({ id: r.id, state: STATE[r.condition] })),
+    });
   }
 
   async start(): Promise<void> {
@@ -52,9 +72,116 @@ export class ReplicaController {
     await this.ask(this.desired);
   }
 
+  /** `npm start`'s stop: the engine lets every replica go (drained: terminating ones finish), then it closes. */
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.opts.driver.scale(0).catch(() => {});
+    await this.waitFor(() => this.snapshot.replicas.length === 0, 30_000).catch(() => {});
+    this.unwatch?.();
+    await this.opts.driver.down?.().catch(() => false);
+    await this.opts.driver.close();
+  }
+
+  /** A deposed leader: stop following; the engine keeps the replicas for the next leader. */
+  async abandon(): Promise<void> {
+    this.stopped = true;
     this.unwatch?.();
     await this.opts.driver.close();
+  }
+
+  async waitForReady(count: number, timeoutMs: number): Promise<void> {
+    await this.waitFor(() => this.readyCount() >= count, timeoutMs).catch(() => {
+      throw new Error(`only ${this.readyCount()} of ${count} instances ready after ${timeoutMs} ms`);
+    });
+  }
+
+  private async waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = this.clock.now() + timeoutMs;
+    while (!check()) {
+      if (this.clock.now() > deadline) throw new Error('timed out');
+      await this.clock.sleep(50);
+    }
+  }
+
+  scalingLimits(): ScalingLimits {
+    return { ...this.limits };
+  }
+
+  setScalingLimits(next: ScalingLimits, by: string): void {
+    this.limits = { ...next };
+    this.log.info({ to: next, by }, `scaling limits ${next.minInstances}..${next.maxInstances} (${by})`);
+    const clamped = this.clamp(this.desired);
+    if (clamped !== this.desired) this.setDesired(clamped, 'limits', { by });
+  }
+
+  /**
+   * Drain (or restart) one replica: the engine removes it as the chosen victim and starts another,
+   * so the pool refills to the desired count either way. Answers like the instance controller.
+   */
+  drainInstance(id: string, _restart: boolean, by: string): 'accepted' | 'unknown' | InstanceState {
+    const r = this.snapshot.replicas.find((x) => x.id === id);
+    if (!r) return 'unknown';
+    if (r.condition !== 'ready') return STATE[r.condition];
+    this.log.info({ instance: id, by }, `drain of ${id} asked (${by})`);
+    runGuarded('drain', () => this.cycle(id), this.backgroundError);
+    return 'accepted';
+  }
+
+  /** The router found a replica bad: the engine replaces it. */
+  replace(id: string, reason: string): void {
+    if (this.snapshot.replicas.find((x) => x.id === id)?.condition !== 'ready') return;
+    this.log.warn({ instance: id, reason }, `replacing ${id}: ${reason}`);
+    runGuarded('replace', () => this.cycle(id), this.backgroundError);
+  }
+
+  async checkNow(id: string): Promise<boolean | undefined> {
+    const r = this.snapshot.replicas.find((x) => x.id === id);
+    if (r?.condition !== 'ready' || !r.endpoint) return undefined;
+    return (
+      await probeHealth(r.endpoint, this.opts.healthPath ?? '/health', this.opts.healthCheckTimeoutMs ?? 2000)
+    ).ok;
+  }
+
+  status(): ControllerStatus {
+    const instances = this.snapshot.replicas.map(
+      (r): InstanceStatus => ({
+        id: r.id,
+        state: STATE[r.condition],
+        address: r.endpoint ? urlOf(r.endpoint) : null,
+        inflight: this.load.inflight(r.id),
+        sessions: this.load.sessions(r.id),
+        startedAt: r.meta.startedAt ? new Date(Number(r.meta.startedAt)).toISOString() : null,
+        readyAt: null,
+        restarts: 0,
+        crashLoop: false,
+        nextRestartAt: null,
+        lastFailure: null,
+        cpu: null,
+        memoryBytes: null,
+        meta: r.meta,
+      }),
+    );
+    return {
+      driver: this.opts.driver.kind,
+      desiredInstances: this.desired,
+      minInstances: this.limits.minInstances,
+      maxInstances: this.limits.maxInstances,
+      readyInstances: this.readyCount(),
+      instances,
+      events: this.events.recent(50),
+    };
+  }
+
+  /** One replica out (as the victim) and the count back: the engine starts a new one. */
+  private async cycle(id: string): Promise<void> {
+    const keep = this.desired;
+    await this.opts.driver.scale(Math.max(0, keep - 1), { preferVictims: [id] });
+    await this.waitFor(
+      () => !this.snapshot.replicas.some((r) => r.id === id && r.condition !== 'terminating'),
+      30_000,
+    );
+    await this.ask(keep);
   }
 
   setLoadSource(load: LoadSource): void {
@@ -159,7 +286,7 @@ export class ReplicaController {
   }
 
   private clamp(n: number): number {
-    return Math.max(this.opts.minInstances, Math.min(this.opts.maxInstances, Math.round(n)));
+    return Math.max(this.limits.minInstances, Math.min(this.limits.maxInstances, Math.round(n)));
   }
 
   private emit(

@@ -64,9 +64,9 @@ export const PLATFORM_OPTIONS = {
     'Whether read routes (status, metrics, the page and its feed) need a key: `auto` once any key exists. Admin routes always do.',
   ),
   DRIVER: oneOf(
-    ['process', 'docker'],
+    ['process', 'docker', 'swarm'],
     'process',
-    'Runtime that runs the instances: `process` = local processes, `docker` = containers on Docker Engine.',
+    'Runtime that runs the instances: `process` = local processes, `docker` = containers on Docker Engine, `swarm` = a replicated service of Docker Swarm mode.',
   ),
   AGENT_COMMAND: text(
     '',

@@ -9,7 +9,6 @@ import { AuthGate } from '../auth/gate.js';
 import { KeyRing } from '../auth/keys.js';
 import { createControllerServer } from '../controller/api.js';
 import { AutoscaleLoop } from '../controller/autoscale-loop.js';
-import { Controller } from '../controller/controller.js';
 import { nextLimits } from '../controller/scaling-limits.js';
 import { parseAllowedHosts } from '../core/allowed-hosts.js';
 import { type BackgroundErrorHandler, every } from '../core/background.js';
@@ -20,7 +19,7 @@ import { closeServer } from '../core/listen.js';
 import type { Logger } from '../core/logger.js';
 import { LiveFeed } from '../observability/live-feed.js';
 import { controllerStatusPage } from '../observability/status-page.js';
-import type { InstanceDriver } from '../runtime/driver.js';
+import type { RuntimeDriver } from '../runtime/driver.js';
 import { sharedKeys } from '../shared/keys.js';
 import { LeaderElection, type Leadership } from '../shared/leader-election.js';
 import { LoadBoard } from '../shared/load-board.js';
@@ -29,14 +28,15 @@ import type { ControllerCommand } from '../shared/pool-follower.js';
 import { type PoolSnapshot, parseSnapshot } from '../shared/pool-snapshot.js';
 import { connectRedis, whenReady } from '../shared/redis.js';
 import { sharedScripts } from '../shared/scripts.js';
-import { autoscaleOptions, controllerOptions, createDriver, listenOn, nodeId, urlFor } from './parts.js';
+import { autoscaleOptions, createDriver, createPoolControl, listenOn, nodeId, urlFor } from './parts.js';
+import type { PoolControl } from './pool-control.js';
 
 export interface ControllerRole {
   controllerUrl: string;
   id: string;
   leadership(): Leadership;
   /** The controller of the current term (undefined while standing by). */
-  current(): Controller | undefined;
+  current(): PoolControl | undefined;
   /** Hands the pool to the next leader (Docker) or drains and stops it (processes); idempotent. */
   stop(): Promise<void>;
 }
@@ -44,8 +44,8 @@ export interface ControllerRole {
 /** One term of leadership: what the leader runs, and the version of its last snapshot. */
 interface Term {
   term: number;
-  driver: InstanceDriver;
-  controller: Controller;
+  driver: RuntimeDriver;
+  controller: PoolControl;
   autoscaler: AutoscaleLoop;
   board: LoadBoard;
   timers: NodeJS.Timeout[];
@@ -201,11 +201,7 @@ export async function startControllerRole(
       await driver.close();
       return;
     }
-    const controller = new Controller({
-      ...controllerOptions(cfg, driver, logger),
-      events,
-      mayAct: () => election.mayAct(),
-    });
+    const controller = createPoolControl(cfg, driver, logger, { events, mayAct: () => election.mayAct() });
     const board = new LoadBoard({
       redis,
       keys,
@@ -369,8 +365,10 @@ export async function startControllerRole(
         const t = term;
         if (t) {
           // A driver whose instances another controller can adopt hands them over; processes stop.
-          if (t.driver.detach) await stepDown('stopped (the pool is left for the next leader)');
-          else {
+          // An engine (Swarm) keeps its replicas, Docker containers are detached: both are handed over.
+          if (t.driver.mode === 'replicas' || t.driver.detach) {
+            await stepDown('stopped (the pool is left for the next leader)');
+          } else {
             term = undefined;
             for (const x of t.timers) clearInterval(x);
             t.autoscaler.stop();

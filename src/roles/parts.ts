@@ -6,16 +6,19 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { KeyRing } from '../auth/keys.js';
 import type { AutoscaleLoopOptions } from '../controller/autoscale-loop.js';
-import type { ControllerOptions, ControllerStatus } from '../controller/controller.js';
+import { Controller, type ControllerOptions, type ControllerStatus } from '../controller/controller.js';
+import { ReplicaController } from '../controller/replica-controller.js';
 import type { PlatformConfig } from '../core/config.js';
 import { parseEnvNames, readEnvFile } from '../core/env-file.js';
+import type { EventLog } from '../core/events.js';
 import { listen } from '../core/listen.js';
 import { isPretty, type Logger } from '../core/logger.js';
 import { configError } from '../core/options.js';
 import type { RouterOptions } from '../router/router.js';
 import { agentEnvironment } from '../runtime/agent-env.js';
-import type { InstanceDriver } from '../runtime/driver.js';
+import type { InstanceDriver, RuntimeDriver } from '../runtime/driver.js';
 import { ProcessDriver } from '../runtime/process-driver.js';
+import type { PoolControl } from './pool-control.js';
 
 export interface DriverDeps {
   logger: Logger;
@@ -33,7 +36,21 @@ function givenEnv(cfg: PlatformConfig, basics: boolean): Record<string, string> 
   });
 }
 
-export async function createDriver(cfg: PlatformConfig, deps: DriverDeps): Promise<InstanceDriver> {
+export async function createDriver(cfg: PlatformConfig, deps: DriverDeps): Promise<RuntimeDriver> {
+  if (cfg.DRIVER === 'swarm') {
+    const { SwarmDriver } = await import('../runtime/swarm-driver.js');
+    return new SwarmDriver({
+      image: cfg.AGENT_IMAGE,
+      owner: cfg.DOCKER_OWNER,
+      env: { ...givenEnv(cfg, false), LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
+      cpuLimit: cfg.AGENT_CPU_LIMIT,
+      memoryLimitBytes: cfg.AGENT_MEMORY_LIMIT,
+      cpuReservation: cfg.AGENT_CPU_RESERVATION,
+      memoryReservationBytes: cfg.AGENT_MEMORY_RESERVATION,
+      publishPorts: cfg.DOCKER_PUBLISH_PORTS,
+      logger: deps.logger,
+    });
+  }
   if (cfg.DRIVER === 'docker') {
     // Loaded only when used: dockerode and its dependencies would weigh on every process-driver heap.
     const { DockerDriver } = await import('../runtime/docker-driver.js');
@@ -93,6 +110,27 @@ export function urlFor(cfg: PlatformConfig, port: number): string {
 /** This process's name in the shared state: NODE_ID, else <hostname>-<pid>. */
 export function nodeId(cfg: PlatformConfig): string {
   return cfg.NODE_ID !== '' ? cfg.NODE_ID : `${hostname()}-${process.pid}`;
+}
+
+/** The control plane for a driver: the instance controller, or the replica controller for an engine. */
+export function createPoolControl(
+  cfg: PlatformConfig,
+  driver: RuntimeDriver,
+  logger: Logger,
+  extra: { events?: EventLog; mayAct?: () => boolean } = {},
+): PoolControl {
+  if (driver.mode === 'replicas') {
+    return new ReplicaController({
+      driver,
+      logger,
+      minInstances: cfg.MIN_INSTANCES,
+      maxInstances: cfg.MAX_INSTANCES,
+      healthPath: cfg.AGENT_HEALTH_PATH,
+      healthCheckTimeoutMs: cfg.HEALTH_CHECK_TIMEOUT_MS,
+      ...(extra.events ? { events: extra.events } : {}),
+    });
+  }
+  return new Controller({ ...controllerOptions(cfg, driver, logger), ...extra });
 }
 
 export function controllerOptions(

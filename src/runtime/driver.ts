@@ -103,6 +103,8 @@ export interface ReplicaDriver extends DriverBase {
   scale(count: number, opts?: { preferVictims?: readonly string[] }): Promise<void>;
   /** Calls `listener` with every snapshot from now on (the current one first); returns the unsubscribe. */
   watch(listener: (snapshot: ReplicaSnapshot) => void): () => void;
+  /** Removes what this driver created on the engine (the service, the Deployment). */
+  down?(): Promise<boolean>;
 }
 
 export type RuntimeDriver = InstanceDriver | ReplicaDriver;

@@ -115,7 +115,16 @@ export class SwarmDriver implements ReplicaDriver {
     return `${this.opts.owner}-agents`;
   }
 
-  async scale(count: number, o: { preferVictims?: readonly string[] } = {}): Promise<void> {
+  /** Scale calls run one at a time (two first calls would both create the service). */
+  scale(count: number, o: { preferVictims?: readonly string[] } = {}): Promise<void> {
+    const run = this.scaling.then(() => this.scaleNow(count, o));
+    this.scaling = run.catch(() => {});
+    return run;
+  }
+
+  private scaling: Promise<void> = Promise.resolve();
+
+  private async scaleNow(count: number, o: { preferVictims?: readonly string[] }): Promise<void> {
     const service = await this.findService();
     if (!service) {
       await this.create(count);
