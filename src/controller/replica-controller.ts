@@ -21,6 +21,8 @@ export interface ReplicaControllerOptions {
   logger: Logger;
   minInstances: number;
   maxInstances: number;
+  /** False while this controller may not change the pool (a leader past its lease). @default always */
+  mayAct?: () => boolean;
   /** AGENT_HEALTH_PATH and HEALTH_CHECK_TIMEOUT_MS, for the router's checks of a suspect. */
   healthPath?: string;
   healthCheckTimeoutMs?: number;
@@ -260,6 +262,7 @@ export class ReplicaController {
   // ---- following the engine -----------------------------------------------------------------------
 
   private async ask(count: number): Promise<void> {
+    if (!(this.opts.mayAct?.() ?? true)) return; // the pool is kept as it is
     const victims = chooseVictims(this.snapshot.replicas, count, this.load);
     this.asked = count;
     await this.opts.driver.scale(count, victims.length > 0 ? { preferVictims: victims } : {});

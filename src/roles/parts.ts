@@ -128,6 +128,7 @@ export function createPoolControl(
       healthPath: cfg.AGENT_HEALTH_PATH,
       healthCheckTimeoutMs: cfg.HEALTH_CHECK_TIMEOUT_MS,
       ...(extra.events ? { events: extra.events } : {}),
+      ...(extra.mayAct ? { mayAct: extra.mayAct } : {}),
     });
   }
   return new Controller({ ...controllerOptions(cfg, driver, logger), ...extra });
