@@ -5,7 +5,7 @@
 // is guarded: its errors are logged and counted, never left as unhandled rejections.
 import { runGuarded } from '../core/background.js';
 import { type Cancel, type Clock, loopOn, systemClock } from '../core/clock.js';
-import { type ControllerEvent, EventLog, type EventType } from '../core/events.js';
+import { type ControllerEvent, EventLog, type EventType, poolEvent } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { InstanceState, PoolMember, PoolOutlook } from '../core/pool.js';
 import type { Endpoint, ExitInfo, InstanceDriver, InstanceHandle } from '../runtime/driver.js';
@@ -753,14 +753,7 @@ export class Controller {
     message: string,
     data?: Record<string, unknown>,
   ): void {
-    const e: ControllerEvent = {
-      at: this.clock.now(),
-      type,
-      message,
-      ...(instance ? { instance } : {}),
-      ...(data ? { data } : {}),
-    };
-    this.events.push(e);
+    this.events.push(poolEvent(this.clock.now(), type, instance, message, data));
     const level = type === 'instance_failed' || type === 'driver_error' ? 'warn' : 'info';
     this.log[level]({ event: type, instance, ...data }, message);
   }

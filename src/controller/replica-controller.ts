@@ -5,7 +5,7 @@
 // within MIN/MAX_INSTANCES. Decisions are pure (replica-victims.ts); this class carries them out.
 import { type BackgroundErrorHandler, runGuarded } from '../core/background.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { type ControllerEvent, EventLog, type EventType } from '../core/events.js';
+import { EventLog, type EventType, poolEvent } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { InstanceState, PoolMember, PoolOutlook } from '../core/pool.js';
 import { urlOf } from '../core/pool.js';
@@ -298,14 +298,7 @@ export class ReplicaController {
     message: string,
     data?: Record<string, unknown>,
   ): void {
-    const e: ControllerEvent = {
-      at: this.clock.now(),
-      type,
-      message,
-      ...(instance ? { instance } : {}),
-      ...(data ? { data } : {}),
-    };
-    this.events.push(e);
+    this.events.push(poolEvent(this.clock.now(), type, instance, message, data));
     this.log.info({ event: type, ...data }, message);
   }
 }

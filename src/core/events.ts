@@ -22,6 +22,17 @@ export interface ControllerEvent {
   data?: Record<string, unknown>;
 }
 
+/** An event, with `instance` and `data` only when there are some. */
+export function poolEvent(
+  at: number,
+  type: EventType,
+  instance: string | undefined,
+  message: string,
+  data?: Record<string, unknown>,
+): ControllerEvent {
+  return { at, type, message, ...(instance ? { instance } : {}), ...(data ? { data } : {}) };
+}
+
 export class EventLog {
   private readonly items: ControllerEvent[] = [];
   private readonly listeners: Array<(e: ControllerEvent) => void> = [];
