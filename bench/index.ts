@@ -9,6 +9,7 @@ import { run as runChaos } from './chaos.js';
 import { measureColdStart } from './cold-start.js';
 import { run as runControlPlane } from './control-plane.js';
 import { run as runDataPlane } from './data-plane.js';
+import { run as runEngines } from './engines.js';
 import { run as runFlood } from './flood.js';
 import { run as runFootprint } from './footprint.js';
 import { canPin } from './procs.js';
@@ -74,6 +75,7 @@ const SECTIONS: Array<{
   { name: 'footprint', run: runFootprint },
   { name: 'control-plane', run: runControlPlane },
   { name: 'shared-state', run: runSharedState },
+  { name: 'engines', run: runEngines },
   { name: 'profile', run: runProfile },
 ];
 

@@ -31,6 +31,17 @@ function assertPositive(s: BenchSection, keys: string[]): void {
 }
 
 describe('benchmark sections (quick)', () => {
+  it('Engines: 1 → 5 → 1 on every runtime this machine has, each measured', {
+    timeout: 300_000,
+  }, async () => {
+    const { run } = await import('../bench/engines.js');
+    const s = await run({ quick: true });
+    assertShape(s, 'Scale 1 → 5 → 1 on each runtime');
+    assertPositive(s, ['processUpMs']);
+    // Under CI every runtime is there (.ci/run starts dockerd and a swarm).
+    if (process.env.CI === 'true') assertPositive(s, ['dockerUpMs', 'swarmUpMs']);
+  });
+
   it('Scaling: a load step scales the pool up, and a request after scale to zero is answered', {
     timeout: 60_000,
   }, async () => {
