@@ -108,6 +108,24 @@ export interface InstanceStatus {
   meta: Record<string, string | number>;
 }
 
+/** The status envelope of any pool controller: counts and limits around its instances and events. */
+export function poolStatus(
+  driver: string,
+  pool: { desired: number; limits: ScalingLimits; ready: number },
+  instances: InstanceStatus[],
+  events: EventLog,
+): ControllerStatus {
+  return {
+    driver,
+    desiredInstances: pool.desired,
+    minInstances: pool.limits.minInstances,
+    maxInstances: pool.limits.maxInstances,
+    readyInstances: pool.ready,
+    instances,
+    events: events.recent(50),
+  };
+}
+
 export interface ControllerStatus {
   driver: string;
   desiredInstances: number;
@@ -387,15 +405,12 @@ export class Controller {
           meta: s.handle?.meta ?? {},
         }),
       );
-    return {
-      driver: this.opts.driver.kind,
-      desiredInstances: this.desired,
-      minInstances: this.limits.minInstances,
-      maxInstances: this.limits.maxInstances,
-      readyInstances: this.readyCount(),
+    return poolStatus(
+      this.opts.driver.kind,
+      { desired: this.desired, limits: this.limits, ready: this.readyCount() },
       instances,
-      events: this.events.recent(50),
-    };
+      this.events,
+    );
   }
 
   // ---- reconciliation --------------------------------------------------------------------------

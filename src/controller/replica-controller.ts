@@ -10,7 +10,7 @@ import type { Logger } from '../core/logger.js';
 import type { InstanceState, PoolMember, PoolOutlook } from '../core/pool.js';
 import { urlOf } from '../core/pool.js';
 import type { Replica, ReplicaDriver, ReplicaSnapshot } from '../runtime/driver.js';
-import type { ControllerStatus, InstanceStatus, LoadSource } from './controller.js';
+import { type ControllerStatus, type InstanceStatus, type LoadSource, poolStatus } from './controller.js';
 import { probeHealth } from './health-probe.js';
 import { type ControllerMetrics, createControllerMetrics } from './metrics.js';
 import { chooseVictims } from './replica-victims.js';
@@ -164,15 +164,12 @@ export class ReplicaController {
         meta: r.meta,
       }),
     );
-    return {
-      driver: this.opts.driver.kind,
-      desiredInstances: this.desired,
-      minInstances: this.limits.minInstances,
-      maxInstances: this.limits.maxInstances,
-      readyInstances: this.readyCount(),
+    return poolStatus(
+      this.opts.driver.kind,
+      { desired: this.desired, limits: this.limits, ready: this.readyCount() },
       instances,
-      events: this.events.recent(50),
-    };
+      this.events,
+    );
   }
 
   /** One replica out (as the victim) and the count back: the engine starts a new one. */

@@ -7,7 +7,6 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Principal } from '../auth/keys.js';
 import { type AddressList, parseAddressList } from '../core/address-list.js';
 import { type BackgroundErrorHandler, every } from '../core/background.js';
 import { fullJitter } from '../core/backoff.js';
@@ -18,7 +17,7 @@ import type { Logger } from '../core/logger.js';
 import { SESSION_HEADER, sessionIdOf } from '../core/session.js';
 import { errorFor, type ForwardOutcome, mayRetry, verdictOf } from './attribution.js';
 import type { BreakerTransition } from './breaker.js';
-import { ClientGate, type LimiterFactory } from './client-gate.js';
+import { ClientGate, type ClientGateOptions } from './client-gate.js';
 import { forward, INSTANCE_HEADER } from './forward.js';
 import { upstreamHeaders } from './headers.js';
 import { lazyBody } from './lazy-body.js';
@@ -56,16 +55,10 @@ export interface RouterOptions {
   /** Called on every breaker state change (events, live feed). */
   onBreaker?: (instance: string, t: BreakerTransition) => void;
   /** CLIENT_AUTH and the per-client limits (off when omitted or all zero). */
-  clients?: {
-    auth: 'none' | 'keys';
-    keys: { verify(key: string): Promise<Principal | undefined> };
-    rateRps: number;
-    rateBurst: number;
-    maxInflight: number;
-    maxSessions: number;
-    /** Where rate-limit counts live (Redis for several routers); this process by default. */
-    limiter?: LimiterFactory;
-  };
+  clients?: Pick<
+    ClientGateOptions,
+    'auth' | 'keys' | 'rateRps' | 'rateBurst' | 'maxInflight' | 'maxSessions' | 'limiter'
+  >;
   sessions?: SessionStore;
   random?: () => number;
   now?: () => number;
