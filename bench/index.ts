@@ -2,27 +2,32 @@
 // bench/results.json (figures). Options: --quick (a short version, for tests), --out DIR (where to
 // write; default the repository), --only name,name (sections by name).
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run as runChaos } from './chaos.js';
 import { measureColdStart } from './cold-start.js';
 import { run as runControlPlane } from './control-plane.js';
 import { run as runDataPlane } from './data-plane.js';
 import { run as runEngines } from './engines.js';
+import { run as runFailover } from './failover.js';
 import { run as runFlood } from './flood.js';
 import { run as runFootprint } from './footprint.js';
 import { canPin } from './procs.js';
 import { run as runProfile } from './profile.js';
 import { runOverload, runThroughput } from './proxy.js';
+import { run as runRuns } from './runs.js';
 import { run as runScaling } from './scaling.js';
 import type { BenchSection } from './section.js';
+import { run as runSessions } from './sessions.js';
+import { run as runShaping } from './shaping.js';
 import { run as runSharedState } from './shared-state.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const out = args.includes('--out') ? args[args.indexOf('--out') + 1]! : root;
+mkdirSync(out, { recursive: true });
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1]!.split(',') : undefined;
 
 const dockerWorks = () => {
@@ -67,15 +72,19 @@ const SECTIONS: Array<{
 }> = [
   { name: 'throughput', run: runThroughput },
   { name: 'overload', run: runOverload },
+  { name: 'shaping', run: runShaping },
   { name: 'data-plane', run: runDataPlane },
   { name: 'chaos', run: runChaos },
   { name: 'flood', run: runFlood },
   { name: 'cold-start', run: coldStart },
   { name: 'scaling', run: runScaling },
+  { name: 'failover', run: runFailover },
   { name: 'footprint', run: runFootprint },
   { name: 'control-plane', run: runControlPlane },
   { name: 'shared-state', run: runSharedState },
   { name: 'engines', run: runEngines },
+  { name: 'runs', run: runRuns },
+  { name: 'sessions', run: runSessions },
   { name: 'profile', run: runProfile },
 ];
 
@@ -112,8 +121,10 @@ const md = [
   ...sections.flatMap((s) => [`## ${s.title}`, '', table(s.rows), '', ...s.notes.map((n) => `- ${n}`), '']),
 ].join('\n');
 writeFileSync(join(out, 'BENCHMARKS.md'), md);
+const resultsPath = join(out, quick ? 'bench-results.quick.json' : 'bench/results.json');
+mkdirSync(dirname(resultsPath), { recursive: true });
 writeFileSync(
-  join(out, quick ? 'bench-results.quick.json' : 'bench/results.json'),
+  resultsPath,
   `${JSON.stringify({ date: new Date().toISOString(), quick, machine, sections: sections.map(({ name, title, figures, rows }) => ({ name, title, figures, rows })) }, null, 2)}\n`,
 );
 process.stderr.write(`wrote ${join(out, 'BENCHMARKS.md')}\n`);

@@ -1,6 +1,7 @@
 // Processes for the benchmarks: CPU pinning (servers on core 0, load generators on core 1, where the
 // machine has taskset and two cores), the platform as a child process, CPU time of a process.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { freePort } from '../src/runtime/free-port.js';
 import { processUsage } from '../src/runtime/proc-usage.js';
@@ -44,6 +45,36 @@ export interface PlatformProcess {
   controllerUrl: string;
   agents: Array<{ id: string; port: number; pid: number }>;
   stop(): Promise<void>;
+  /**
+   * SIGKILL of the platform, then the agents it had: its watchdogs end them; any still alive after
+   * the grace time (a tree from before the watchdog, a frozen watchdog) are killed here. Resolves to
+   * how many had to be.
+   */
+  kill(): Promise<number>;
+}
+
+/** Running, not a zombie (an orphan's exit is reaped by init, whenever init gets to it). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** The agents' pids as the platform's /status gives them now (empty when it does not answer). */
+async function agentPids(controllerUrl: string): Promise<number[]> {
+  try {
+    const s = (await (
+      await fetch(`${controllerUrl}/status`, { signal: AbortSignal.timeout(2000) })
+    ).json()) as {
+      instances: Array<{ meta?: { pid?: number } }>;
+    };
+    return s.instances.map((i) => i.meta?.pid).filter((p): p is number => typeof p === 'number' && p > 0);
+  } catch {
+    return [];
+  }
 }
 
 const root = new URL('..', import.meta.url).pathname;
@@ -104,6 +135,27 @@ export async function startPlatformProcess(
     async stop() {
       child.kill('SIGTERM');
       await exited;
+    },
+    async kill() {
+      const pids = [...new Set([...agents.map((a) => a.pid), ...(await agentPids(controllerUrl))])];
+      child.kill('SIGKILL');
+      await exited;
+      // The watchdog's grace is 2 s between SIGTERM and SIGKILL; give it that and a little more.
+      const deadline = Date.now() + 3000;
+      while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const left = pids.filter(alive);
+      for (const pid of left) {
+        try {
+          process.kill(-pid, 'SIGKILL'); // the agent's own group (the process driver starts it detached)
+        } catch {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {}
+        }
+      }
+      const gone = Date.now() + 2000;
+      while (left.some(alive) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20));
+      return left.length;
     },
   };
 }

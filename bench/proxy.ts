@@ -2,11 +2,21 @@
 // (concurrency limits and session affinity on) and through nginx (1 worker and auto, upstream
 // keepalive), interleaved A B C D A B C D with medians; the latency the router adds at a fixed
 // 1000 req/s (open loop); and an overload burst where nginx's max_conns refuses and the router queues.
+
+import { execFileSync, spawn } from 'node:child_process';
 import { median, round } from '../src/core/stats.js';
+import { freePort } from '../src/runtime/free-port.js';
 import { prepareBaseline } from './baseline.js';
 import { startNginx } from './nginx.js';
 import { openLoop } from './open-loop.js';
-import { cpuSeconds, LOADGEN_CPU, startPlatformProcess } from './procs.js';
+import {
+  cpuSeconds,
+  LOADGEN_CPU,
+  type PlatformProcess,
+  pinned,
+  SERVER_CPU,
+  startPlatformProcess,
+} from './procs.js';
 import type { BenchSection } from './section.js';
 import { type WrkResult, wrk } from './wrk.js';
 
@@ -17,6 +27,48 @@ interface Target {
 }
 
 const PATH = '/api/bench';
+
+/** Debian's haproxy is there (DATAPLANE=haproxy can be measured). */
+function hasHaproxy(): boolean {
+  try {
+    execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A platform with DATAPLANE=haproxy, and the pid of its HAProxy (for CPU accounting). */
+async function startHaproxyPlatform(
+  env: Record<string, string>,
+): Promise<{ p: PlatformProcess; haproxyPid: number }> {
+  const p = await startPlatformProcess({ ...env, DATAPLANE: 'haproxy' });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const s = (await (await fetch(`${p.controllerUrl}/status`)).json()) as {
+      readyInstances: number;
+      dataplane: { pid: number; servers: number };
+    };
+    // Measured once HAProxy has every ready instance (before that, requests go to the activator).
+    if (s.dataplane.servers >= s.readyInstances && s.readyInstances > 0)
+      return { p, haproxyPid: s.dataplane.pid };
+    if (Date.now() > deadline) throw new Error('bench: haproxy did not get the pool within 10 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** bench/bare-proxy.mjs on a free port, pinned to the servers' core. */
+async function startBareProxy(agentPort: number): Promise<{ url: string; pid: number; stop(): void }> {
+  const port = await freePort();
+  const script = new URL('./bare-proxy.mjs', import.meta.url).pathname;
+  const [cmd, args] = pinned(process.execPath, [script, String(port), String(agentPort)], SERVER_CPU);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`bench/bare-proxy.mjs exited (${code})`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: () => child.kill() };
+}
 
 export async function runThroughput(opts: { quick: boolean }): Promise<BenchSection[]> {
   const rounds = opts.quick ? 1 : 5;
@@ -43,10 +95,22 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
         RATE_LIMIT_BURST: '0',
       });
   const limitedName = 'router + RATE_LIMIT_RPS';
+  // DATAPLANE=haproxy: HAProxy programmed by the controller, with its own agent.
+  const hap = hasHaproxy()
+    ? await startHaproxyPlatform({ MIN_INSTANCES: '1', MAX_INSTANCES: '1' })
+    : undefined;
+  const hapName = 'yggdrasil haproxy';
+  // Node's floor: a bare undici proxy to the same agent (bench/bare-proxy.mjs), run right after the router.
+  const bare = await startBareProxy(agent.port);
+  const bareName = 'bare undici proxy';
   try {
     const targets: Target[] = [
       { name: 'direct (ceiling)', url: `http://127.0.0.1:${agent.port}${PATH}`, pids: () => [] },
       { name: 'yggdrasil router', url: `${platform.lbUrl}${PATH}`, pids: () => [platform.pid] },
+      { name: bareName, url: `${bare.url}${PATH}`, pids: () => [bare.pid] },
+      ...(hap
+        ? [{ name: hapName, url: `${hap.p.lbUrl}${PATH}`, pids: () => [hap.p.pid, hap.haproxyPid] }]
+        : []),
       // Each comparison runs right after the router it is compared with, so drift hits both alike.
       ...(limited ? [{ name: limitedName, url: `${limited.lbUrl}${PATH}`, pids: () => [limited.pid] }] : []),
       ...(before ? [{ name: beforeName, url: `${before.lbUrl}${PATH}`, pids: () => [before.pid] }] : []),
@@ -88,6 +152,7 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
       return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
     };
     const spread = (r: { min: number; max: number }) => `${round(r.min, 2)}–${round(r.max, 2)}`;
+    const cpuVsBare = paired('yggdrasil router', bareName, 'cpuUsPerReq');
     const vsBefore = before ? paired('yggdrasil router', beforeName, 'rps') : undefined;
     const cpuVsBeforeR = before ? paired('yggdrasil router', beforeName, 'cpuUsPerReq') : undefined;
     const routerVsBefore = vsBefore?.median;
@@ -108,6 +173,8 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
     const olSeconds = opts.quick ? 2 : 10;
     const direct = await openLoop(`http://127.0.0.1:${agent.port}${PATH}`, { rate, seconds: olSeconds });
     const routed = await openLoop(`${platform.lbUrl}${PATH}`, { rate, seconds: olSeconds });
+    const viaHap = hap ? await openLoop(`${hap.p.lbUrl}${PATH}`, { rate, seconds: olSeconds }) : undefined;
+    const viaNginx = await openLoop(`${nginx1.url}${PATH}`, { rate, seconds: olSeconds });
     const latencyRows = [
       {
         path: 'direct',
@@ -130,6 +197,25 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
         'p50 ms': round(routed.p50Ms - direct.p50Ms, 3),
         'p99 ms': round(routed.p99Ms - direct.p99Ms, 3),
       },
+      ...[
+        ...(viaHap ? [['haproxy (DATAPLANE=haproxy)', viaHap] as const] : []),
+        ['nginx (1 worker)', viaNginx] as const,
+      ].flatMap(([name, r]) => [
+        {
+          path: name,
+          sent: r.sent,
+          errors: r.errors,
+          'p50 ms': round(r.p50Ms, 3),
+          'p99 ms': round(r.p99Ms, 3),
+        },
+        {
+          path: `added by ${name.split(' ')[0]}`,
+          sent: '',
+          errors: '',
+          'p50 ms': round(r.p50Ms - direct.p50Ms, 3),
+          'p99 ms': round(r.p99Ms - direct.p99Ms, 3),
+        },
+      ]),
     ];
     return [
       {
@@ -139,6 +225,12 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
           `wrk -t1 -c${connections}, ${seconds} s per run, ${rounds} interleaved round(s), medians; POST of a ~100-byte JSON body to ${PATH} of one reference agent.`,
           'wrk pinned to core 1, the servers (agent, router, nginx) to core 0 with taskset when available; CPU µs/req is the proxy process(es) CPU time over requests served.',
           `router / nginx (1 worker) = ${round(routerVsNginx, 2)}; router / direct = ${round(routerVsDirect, 2)}.`,
+          `${bareName}: the least a Node proxy does per request (an http server streaming each request to the agent with undici's pool.stream(), no limit, queue, session, breaker, header rewriting or metrics; bench/bare-proxy.mjs), run right after the router: the router takes ${round(cpuVsBare.median, 2)} × its CPU per request (rounds ${spread(cpuVsBare)}). What the router adds over Node's own HTTP and socket cost is the difference; what is left is Node's.`,
+          ...(hap
+            ? [
+                `${hapName}: DATAPLANE=haproxy, HAProxy 2.6 (one thread) on LB_PORT programmed by the controller, maxconn = MAX_CONCURRENCY per server, its queue and the stick table on, its own agent; CPU counts HAProxy and the platform process. haproxy / nginx (1 worker) = ${round(rps(hapName) / rps('nginx (1 worker)'), 2)}.`,
+              ]
+            : ['DATAPLANE=haproxy not measured: no haproxy here (apt-get install haproxy).']),
           ...(routerVsBefore !== undefined && cpuVsBefore !== undefined
             ? [
                 `${beforeName} is the router before issue 9's work (a git worktree built in this run, its own agent on the same core), interleaved with the others: router now / before = ${round(routerVsBefore, 3)} in req/s (rounds ${spread(vsBefore!)}), ${round(cpuVsBefore, 3)} in CPU per request (rounds ${spread(cpuVsBeforeR!)}).`,
@@ -168,7 +260,16 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
                 limiterExtraCpuUsPerReq: limiterExtraUs,
               }
             : {}),
+          ...(hap
+            ? {
+                haproxyRps: rps(hapName),
+                haproxyVsNginx: rps(hapName) / rps('nginx (1 worker)'),
+                haproxyCpuUsPerReq: med(hapName, 'cpuUsPerReq'),
+              }
+            : {}),
           routerCpuUsPerReq: med('yggdrasil router', 'cpuUsPerReq'),
+          bareCpuUsPerReq: med(bareName, 'cpuUsPerReq'),
+          routerVsBareCpu: cpuVsBare.median,
           nginxCpuUsPerReq: med('nginx (1 worker)', 'cpuUsPerReq'),
           errors: rows.reduce((a, r) => a + Number(r.errors), 0),
         },
@@ -182,14 +283,20 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
         figures: {
           addedP50Ms: routed.p50Ms - direct.p50Ms,
           addedP99Ms: routed.p99Ms - direct.p99Ms,
-          openLoopErrors: direct.errors + routed.errors,
+          // Absolute p99s (their differences can be below 0, which no figure may be; the rows have them).
+          directOpenLoopP99Ms: direct.p99Ms,
+          nginxOpenLoopP99Ms: viaNginx.p99Ms,
+          ...(viaHap ? { haproxyOpenLoopP99Ms: viaHap.p99Ms } : {}),
+          openLoopErrors: direct.errors + routed.errors + (viaHap?.errors ?? 0) + viaNginx.errors,
         },
       },
     ];
   } finally {
+    bare.stop();
     await nginx1.stop();
     await nginxAuto.stop();
     await platform.stop();
+    await hap?.p.stop();
     await before?.stop();
     await limited?.stop();
     baseline?.remove();
@@ -213,9 +320,20 @@ export async function runOverload(opts: { quick: boolean }): Promise<BenchSectio
     workers: 1,
     maxConns: perInstance,
   });
+  const hap = hasHaproxy()
+    ? await startHaproxyPlatform({
+        MIN_INSTANCES: String(instances),
+        MAX_INSTANCES: String(instances),
+        MAX_CONCURRENCY: String(perInstance),
+        QUEUE_TIMEOUT_MS: '10000',
+      })
+    : undefined;
   try {
     const router = await wrk(`${platform.lbUrl}/process`, { connections, seconds, cpu: LOADGEN_CPU, body });
     const ng = await wrk(`${nginx.url}/process`, { connections, seconds, cpu: LOADGEN_CPU, body });
+    const viaHap = hap
+      ? await wrk(`${hap.p.lbUrl}/process`, { connections, seconds, cpu: LOADGEN_CPU, body })
+      : undefined;
     const row = (name: string, r: WrkResult) => {
       const answered = r.requests;
       const ok = answered - r.non2xx;
@@ -229,23 +347,29 @@ export async function runOverload(opts: { quick: boolean }): Promise<BenchSectio
         'p99 ms': round(r.p99Ms, 1),
       };
     };
-    const rows = [row('yggdrasil router (queue)', router), row(`nginx (max_conns=${perInstance})`, ng)];
+    const rows = [
+      row('yggdrasil router (queue)', router),
+      ...(viaHap ? [row('yggdrasil haproxy (maxconn + queue)', viaHap)] : []),
+      row(`nginx (max_conns=${perInstance})`, ng),
+    ];
     return {
       title: 'Overload: a burst of 2× the pool’s concurrency',
       rows,
       notes: [
         `${instances} agents answering in 100 ms (POST /process {"workMs":100}), ${perInstance} requests each at most (MAX_CONCURRENCY / max_conns), ${connections} connections for ${seconds} s.`,
-        'nginx OSS refuses what max_conns cannot take (502); Yggdrasil queues it (FIFO, QUEUE_TIMEOUT_MS=10000) and serves it.',
+        'nginx OSS refuses what max_conns cannot take (502); Yggdrasil queues it (FIFO, QUEUE_TIMEOUT_MS=10000) and serves it; so does HAProxy in DATAPLANE=haproxy (maxconn per server, the backend queue, timeout queue = QUEUE_TIMEOUT_MS).',
       ],
       figures: {
         routerSuccessPct: Number(rows[0]!['success %']),
-        nginxSuccessPct: Number(rows[1]!['success %']),
+        nginxSuccessPct: Number(rows.at(-1)!['success %']),
         routerP99Ms: router.p99Ms,
         nginxP99Ms: ng.p99Ms,
+        ...(viaHap ? { haproxySuccessPct: Number(rows[1]!['success %']), haproxyP99Ms: viaHap.p99Ms } : {}),
       },
     };
   } finally {
     await nginx.stop();
     await platform.stop();
+    await hap?.p.stop();
   }
 }

@@ -1,6 +1,8 @@
 // Scaling: how fast the autoscaler reacts to a load step (first scale-up decision, first new instance
 // ready, pool at its target) and how long the first request waits after scale to zero, on the process
-// driver and, when dockerd answers, on containers. Run alone: npx tsx bench/scaling.ts [--quick]
+// driver, with DATAPLANE=haproxy on processes (HAProxy's `show stat` is then the autoscaler's signal,
+// and the Node router the activator from zero) and, when dockerd answers, on containers.
+// Run alone: npx tsx bench/scaling.ts [--quick]
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
@@ -13,6 +15,14 @@ import type { BenchSection } from './section.js';
 import { median, round } from './stats.js';
 
 type DriverKind = 'process' | 'docker';
+
+/** What is measured: a driver, and the data plane in front of it. */
+interface Variant {
+  /** The row's label, and the figures' prefix. */
+  name: 'process' | 'docker' | 'haproxy';
+  driver: DriverKind;
+  env: Record<string, string>;
+}
 
 const MAX_CONCURRENCY = 10;
 const TARGET_UTILIZATION = 0.5;
@@ -43,10 +53,11 @@ const BASE_ENV: Record<string, string> = {
 
 /** Starts the platform in this process on `kind`, with its own Docker network and owner for docker. */
 async function boot(
-  kind: DriverKind,
+  variant: Variant,
   env: Record<string, string>,
 ): Promise<{ p: Platform; stop: () => Promise<void> }> {
-  const cfg = loadPlatformConfig({ ...BASE_ENV, ...env }, undefined);
+  const kind = variant.driver;
+  const cfg = loadPlatformConfig({ ...BASE_ENV, ...variant.env, ...env }, undefined);
   const logger = createLogger(cfg.LOG_LEVEL);
   if (kind === 'process') {
     const p = await startPlatform(cfg, { logger });
@@ -129,8 +140,9 @@ interface StepRun {
 }
 
 /** One load step on a fresh pool of 1: times from the step to each milestone, from controller events. */
-async function loadStep(kind: DriverKind): Promise<StepRun> {
-  const { p, stop } = await boot(kind, {
+async function loadStep(variant: Variant): Promise<StepRun> {
+  const kind = variant.name;
+  const { p, stop } = await boot(variant, {
     MIN_INSTANCES: '1',
     MAX_INSTANCES: String(MAX_INSTANCES),
     STABLE_WINDOW_MS: '6000',
@@ -194,8 +206,9 @@ interface ZeroRun {
 }
 
 /** Scale from zero, `reps` times on one pool: wait until no instance is left, then time one request. */
-async function scaleFromZero(kind: DriverKind, reps: number): Promise<ZeroRun[]> {
-  const { p, stop } = await boot(kind, {
+async function scaleFromZero(variant: Variant, reps: number): Promise<ZeroRun[]> {
+  const kind = variant.name;
+  const { p, stop } = await boot(variant, {
     MIN_INSTANCES: '0',
     MAX_INSTANCES: '2',
     SCALE_TO_ZERO_GRACE_MS: '300',
@@ -240,9 +253,9 @@ async function scaleFromZero(kind: DriverKind, reps: number): Promise<ZeroRun[]>
   return runs;
 }
 
-function dockerWorks(): boolean {
+function works(cmd: string, args: string[]): boolean {
   try {
-    execFileSync('docker', ['info'], { stdio: 'ignore', timeout: 15_000 });
+    execFileSync(cmd, args, { stdio: 'ignore', timeout: 15_000 });
     return true;
   } catch {
     return false;
@@ -250,18 +263,21 @@ function dockerWorks(): boolean {
 }
 
 export async function run(opts: { quick: boolean }): Promise<BenchSection> {
-  const drivers: DriverKind[] = ['process'];
+  const variants: Variant[] = [{ name: 'process', driver: 'process', env: {} }];
   const notes: string[] = [];
+  if (works('haproxy', ['-v']))
+    variants.push({ name: 'haproxy', driver: 'process', env: { DATAPLANE: 'haproxy' } });
+  else notes.push('no haproxy here: DATAPLANE=haproxy was not measured (apt-get install haproxy).');
   if (!opts.quick) {
-    if (dockerWorks()) drivers.push('docker');
+    if (works('docker', ['info'])) variants.push({ name: 'docker', driver: 'docker', env: {} });
     else notes.push('`docker info` failed: the docker driver was not measured.');
   }
   const rows: BenchSection['rows'] = [];
   const figures: Record<string, number> = {};
-  const add = (driver: DriverKind, measurement: string, key: string, samples: number[]) => {
+  const add = (driver: Variant['name'], measurement: string, key: string, samples: number[]) => {
     const ok = samples.filter(Number.isFinite);
     rows.push({
-      driver,
+      driver: driver === 'haproxy' ? 'process, DATAPLANE=haproxy' : driver,
       measurement,
       runs: ok.length,
       'median ms': round(median(ok)),
@@ -270,10 +286,11 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
     });
     figures[`${driver}.${key}`] = round(median(ok));
   };
-  for (const driver of drivers) {
+  for (const variant of variants) {
+    const driver = variant.name;
     const stepReps = opts.quick ? 1 : 3;
     const steps: StepRun[] = [];
-    for (let i = 0; i < stepReps; i++) steps.push(await loadStep(driver));
+    for (let i = 0; i < stepReps; i++) steps.push(await loadStep(variant));
     add(
       driver,
       'load step → first scale-up decision',
@@ -301,7 +318,7 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
     );
 
     const zeroReps = opts.quick ? 1 : driver === 'docker' ? 3 : 5;
-    const zero = await scaleFromZero(driver, zeroReps);
+    const zero = await scaleFromZero(variant, zeroReps);
     add(
       driver,
       'scale from zero → first response',

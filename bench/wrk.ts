@@ -1,6 +1,6 @@
 // wrk (Debian's) as the closed-loop load generator: a POST with a JSON body (~100 bytes by default),
-// results read from a Lua `done` hook (requests, req/s, p50/p95/p99, errors, non-2xx), pinned to its
-// own core.
+// or a GET with chosen headers; results read from a Lua `done` hook (requests, req/s, p50/p95/p99,
+// errors, non-2xx, bytes read), pinned to its own core.
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,17 +12,26 @@ const exec = promisify(execFile);
 
 export const BODY = JSON.stringify({ input: 'x'.repeat(86) }); // ~100 bytes on the wire
 
-const script = (body: string) => `
-wrk.method = "POST"
-wrk.body = '${body}'
-wrk.headers["Content-Type"] = "application/json"
+const script = (request: string) => `
+${request}
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %d %d %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+  io.write(string.format("RESULT %d %d %d %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max,
-    e.connect, e.read + e.write, e.timeout, e.status))
+    e.connect, e.read + e.write, e.timeout, e.status, summary.bytes))
 end
 `;
+
+/** The Lua lines of one request: a POST of `body`, or a GET with `headers`. */
+function requestLua(opts: { body?: string | undefined; get?: Record<string, string> | undefined }): string {
+  if (opts.get) {
+    return [
+      'wrk.method = "GET"',
+      ...Object.entries(opts.get).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`),
+    ].join('\n');
+  }
+  return `wrk.method = "POST"\nwrk.body = '${opts.body ?? BODY}'\nwrk.headers["Content-Type"] = "application/json"`;
+}
 
 export interface WrkResult {
   requests: number;
@@ -35,16 +44,18 @@ export interface WrkResult {
   errors: number;
   /** Answers with a status other than 2xx/3xx. */
   non2xx: number;
+  /** Bytes read from the server (heads and bodies). */
+  bytes: number;
 }
 
 const scripts = new Map<string, string>();
 
-function scriptFor(body: string): string {
-  let path = scripts.get(body);
+function scriptFor(request: string): string {
+  let path = scripts.get(request);
   if (!path) {
     path = join(tmpdir(), `ygg-bench-${process.pid}-${scripts.size}.lua`);
-    writeFileSync(path, script(body));
-    scripts.set(body, path);
+    writeFileSync(path, script(request));
+    scripts.set(request, path);
   }
   return path;
 }
@@ -52,7 +63,14 @@ function scriptFor(body: string): string {
 /** Runs wrk against `url`; `cpu` pins it to that core when taskset exists. */
 export async function wrk(
   url: string,
-  opts: { connections: number; seconds: number; cpu?: number; body?: string },
+  opts: {
+    connections: number;
+    seconds: number;
+    cpu?: number;
+    body?: string;
+    /** A GET with these headers instead of the POST. */
+    get?: Record<string, string>;
+  },
 ): Promise<WrkResult> {
   const args = [
     '-t1',
@@ -61,14 +79,14 @@ export async function wrk(
     '--timeout',
     '10s',
     '-s',
-    scriptFor(opts.body ?? BODY),
+    scriptFor(requestLua(opts)),
     url,
   ];
   const [cmd, argv] = pinned('wrk', args, opts.cpu);
   const { stdout } = await exec(cmd, argv);
   const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) throw new Error(`wrk printed no result:\n${stdout}`);
-  const [requests, durationUs, p50, p95, p99, max, connect, rw, timeout, status] = line
+  const [requests, durationUs, p50, p95, p99, max, connect, rw, timeout, status, bytes] = line
     .split(' ')
     .slice(1)
     .map(Number) as number[];
@@ -81,5 +99,6 @@ export async function wrk(
     maxMs: max! / 1000,
     errors: connect! + rw! + timeout!,
     non2xx: status!,
+    bytes: bytes!,
   };
 }

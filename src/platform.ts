@@ -6,11 +6,12 @@ import { KeyRing } from './auth/keys.js';
 import { bearerOf } from './auth/policy.js';
 import { createControllerServer } from './controller/api.js';
 import { AutoscaleLoop } from './controller/autoscale-loop.js';
+import { Controller } from './controller/controller.js';
 import { nextLimits } from './controller/scaling-limits.js';
 import { parseAllowedHosts } from './core/allowed-hosts.js';
 import { authFilePath, type PlatformConfig } from './core/config.js';
 import { YggError } from './core/errors.js';
-import { closeServer } from './core/listen.js';
+import { closeServer, listen } from './core/listen.js';
 import type { Logger } from './core/logger.js';
 import { isLiveFeedRequest, LiveFeed, routerTotals } from './observability/live-feed.js';
 import { controllerStatusPage, lbStatusPage } from './observability/status-page.js';
@@ -18,15 +19,19 @@ import {
   autoscaleOptions,
   createDriver,
   createPoolControl,
+  haproxyDataplane,
   listenOn,
   publicSummary,
   routerOptions,
+  runService,
   urlFor,
 } from './roles/parts.js';
 import type { PoolControl } from './roles/pool-control.js';
-import { createLbServer } from './router/lb-server.js';
+import { createLbServer, type LbServerOptions } from './router/lb-server.js';
 import { Router } from './router/router.js';
 import type { RuntimeDriver } from './runtime/driver.js';
+import { freePort } from './runtime/free-port.js';
+import { DedicatedSessions } from './sessions/dedicated-sessions.js';
 
 export interface Platform {
   lbUrl: string;
@@ -34,6 +39,8 @@ export interface Platform {
   controller: PoolControl;
   router: Router;
   driver: RuntimeDriver;
+  /** Requests in flight at an instance, whichever data plane carries them (HAProxy's as of its last `show stat`). */
+  inflight(id: string): number;
   /** Drains and stops everything; idempotent. */
   stop(): Promise<void>;
 }
@@ -51,12 +58,38 @@ export { createDriver };
 export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Promise<Platform> {
   const { logger } = deps;
   const driver = deps.driver ?? (await createDriver(cfg, deps));
+  // DATAPLANE=haproxy: HAProxy takes LB_PORT; the Node router listens behind it on loopback.
+  const dataplane = cfg.DATAPLANE === 'haproxy' ? await haproxyDataplane(cfg, logger) : undefined;
   const auth = new AuthGate(new KeyRing(authFilePath(cfg)), cfg.AUTH_REQUIRED);
   const hosts = parseAllowedHosts(cfg.ALLOWED_HOSTS, cfg.BIND_HOST);
   const controller = createPoolControl(cfg, driver, logger);
+  // SESSION_MODE=dedicated (an instance driver: config.ts refuses the others): sessions own instances.
+  const sessions =
+    cfg.SESSION_MODE === 'dedicated' && controller instanceof Controller
+      ? new DedicatedSessions({
+          instances: controller,
+          pauseMs: cfg.SESSION_IDLE_PAUSE_MS,
+          deleteMs: cfg.SESSION_IDLE_DELETE_MS,
+          startupTimeoutMs: cfg.STARTUP_TIMEOUT_MS,
+          endedTtlMs: Math.max(cfg.SESSION_TTL_MS, cfg.SESSION_IDLE_DELETE_MS),
+          events: controller.events,
+          registry: controller.metrics.registry,
+          logger,
+          onError: controller.backgroundError,
+        })
+      : undefined;
+  if (sessions && controller instanceof Controller) {
+    controller.onOwnedLost((instance, _owner, reason) => sessions.instanceLost(instance, reason));
+  }
   let autoscaler: AutoscaleLoop | undefined;
+  const base = routerOptions(cfg, logger, auth.ring);
   const router = new Router({
-    ...routerOptions(cfg, logger, auth.ring),
+    ...base,
+    // Behind HAProxy the peer is HAProxy: the client address is the one it adds to X-Forwarded-For.
+    ...(dataplane
+      ? { trustedProxies: [base.trustedProxies, '127.0.0.1', '::1'].filter(Boolean).join(',') }
+      : {}),
+    ...(sessions ? { dedicated: sessions } : {}),
     pool: {
       onMembers: (listener) => controller.onPoolChange(listener),
       lookup: (id) => controller.member(id),
@@ -74,15 +107,16 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
         data: { from: t.from, to: t.to, ...(t.ejectionMs !== undefined ? { ejectionMs: t.ejectionMs } : {}) },
       }),
   });
+  const inflight = (id: string) => router.inflight(id) + (dataplane?.inflight(id) ?? 0);
   controller.setLoadSource({
-    inflight: (id) => router.inflight(id),
+    inflight,
     sessions: (id) => router.sessionCount(id),
   });
   autoscaler = new AutoscaleLoop({
     target: controller,
     registry: controller.metrics.registry,
     onError: controller.backgroundError,
-    concurrency: () => router.concurrency(),
+    concurrency: () => router.concurrency() + (dataplane?.concurrency() ?? 0),
     ...autoscaleOptions(cfg, driver.cpuLimitCores),
   });
   const scaler = autoscaler;
@@ -96,6 +130,10 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
       maxConcurrency: cfg.MAX_CONCURRENCY,
       queue: { depth: router.queued(), max: cfg.QUEUE_MAX, timeoutMs: cfg.QUEUE_TIMEOUT_MS },
       autoscaler: scaler.status(),
+      sessionMode: cfg.SESSION_MODE,
+      warmInstances: cfg.WARM_INSTANCES,
+      dataplane: dataplane ? { kind: 'haproxy', ...dataplane.status() } : { kind: 'node' },
+      ...(sessions ? { sessions: sessions.list() } : {}),
     };
   };
   const feed = new LiveFeed({
@@ -107,8 +145,10 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
   });
   const publicStatus = () =>
     publicSummary(controller.status(), { depth: router.queued(), max: cfg.QUEUE_MAX });
-  const lb: Server = createLbServer({
+  const runs = runService(cfg, logger);
+  const lbOptions: LbServerOptions = {
     router,
+    runs,
     logger,
     status: async (req) =>
       (await auth.isReader(bearerOf(req.headers.authorization))) ? status() : publicStatus(),
@@ -117,8 +157,9 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     hosts,
     health: () => {
       const ready = controller.readyCount();
-      // With scale to zero, an empty pool is healthy: the first request starts an instance.
-      const ok = ready > 0 || cfg.MIN_INSTANCES === 0;
+      // With scale to zero, an empty pool is healthy: the first request starts an instance (and a
+      // dedicated session's request starts its own).
+      const ok = ready > 0 || cfg.MIN_INSTANCES === 0 || sessions !== undefined;
       return {
         ok,
         body: {
@@ -128,17 +169,41 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
         },
       };
     },
+  };
+  const lb: Server = createLbServer(lbOptions);
+  // DATAPLANE=haproxy: while HAProxy is down the Node router serves its port too, with a server of its
+  // own there (the same routes and router), closed when HAProxy is started again.
+  let fallback: Server | undefined;
+  dataplane?.setFailover({
+    async take(port) {
+      const server = createLbServer(lbOptions);
+      await listen(server, port, cfg.BIND_HOST);
+      fallback = server;
+    },
+    async release() {
+      const server = fallback;
+      fallback = undefined;
+      if (!server) return;
+      // The port is free once the listener closes (next turn); its open connections finish meanwhile.
+      void closeServer(server);
+      await new Promise((r) => setImmediate(r));
+    },
   });
   const api: Server = createControllerServer({
     logger,
     status,
     registry: controller.metrics.registry,
     statusPage: controllerStatusPage,
-    scrapeTargets: () =>
-      controller.members().map((m) => ({
+    scrapeTargets: () => [
+      ...controller.members().map((m) => ({
         targets: [`${m.endpoint.host}:${m.endpoint.port}`],
         labels: { instance_id: m.id, driver: driver.kind },
       })),
+      // DATAPLANE=haproxy: its own exporter (per-server requests, queue, connections).
+      ...(dataplane
+        ? [{ targets: [dataplane.status().metrics], labels: { instance_id: 'haproxy', driver: 'haproxy' } }]
+        : []),
+    ],
     auth,
     hosts,
     admin: {
@@ -150,37 +215,58 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
         return { ...next, desiredInstances: controller.desiredInstances };
       },
       drain: (id, restart, by) => controller.drainInstance(id, restart, by),
+      ...(sessions ? { sessions } : {}),
     },
   });
   feed.attach(lb, async (key) => ((await auth.isReader(key)) ? 'full' : 'public'));
   feed.attach(api, async (key) => ((await auth.checkKey(key, 'read')).ok ? 'full' : 'denied'));
-  const lbPort = await listenOn(lb, 'LB_PORT', cfg.LB_PORT, cfg.BIND_HOST);
+  const lbPort = dataplane
+    ? await listen(lb, 0, '127.0.0.1')
+    : await listenOn(lb, 'LB_PORT', cfg.LB_PORT, cfg.BIND_HOST);
   const controllerPort = await listenOn(api, 'CONTROLLER_PORT', cfg.CONTROLLER_PORT, cfg.BIND_HOST).catch(
     async (err) => {
       await closeServer(lb);
       throw err;
     },
   );
+  let publicPort = lbPort;
+  if (dataplane) {
+    publicPort = cfg.LB_PORT === 0 ? await freePort(cfg.BIND_HOST) : cfg.LB_PORT;
+    try {
+      await dataplane.start({ port: publicPort, activatorPort: lbPort });
+    } catch (err) {
+      await Promise.all([closeServer(lb), closeServer(api), dataplane.close()]);
+      throw err;
+    }
+    controller.onPoolChange((members) => dataplane.sync(members));
+  }
   await controller.start();
-  scaler.start();
+  // Dedicated sessions size the pool themselves (their instances plus the warm ones).
+  if (sessions) sessions.start();
+  else scaler.start();
   feed.start();
   auth.start();
 
   let stopped: Promise<void> | undefined;
   return {
-    lbUrl: urlFor(cfg, lbPort),
+    lbUrl: urlFor(cfg, publicPort),
     controllerUrl: urlFor(cfg, controllerPort),
     controller,
     router,
     driver,
+    inflight,
     stop() {
       stopped ??= (async () => {
         auth.stop();
+        // HAProxy stops taking connections first (the ones open finish), then the router's port.
+        await dataplane?.close();
         const lbClosed = closeServer(lb);
         scaler.stop();
+        sessions?.close();
         await controller.stop();
         // After the drain, so live clients see it; before the ports close, which wait for them.
         feed.close();
+        runs.close();
         await router.close();
         await Promise.all([lbClosed, closeServer(api)]);
       })();

@@ -97,10 +97,16 @@ describe('docker-compose --profile ha (CI override)', {
   });
 
   it('serves through nginx-ha; one controller leads, the other stands by', async () => {
+    // nginx-ha takes turns between router-a and router-b, and each finds the ready agent in Redis on
+    // its own: both must have said healthy (one did, and the other's 503 failed a CI run).
+    const healthy = new Set<string>();
     await waitFor(
-      'the HA stack to be healthy through nginx-ha',
-      async () =>
-        (await httpJson<{ status: string }>(`${url.lb}/health`).catch(() => undefined))?.status === 200,
+      'both routers to be healthy through nginx-ha',
+      async () => {
+        const h = await httpJson<{ router: string }>(`${url.lb}/health`).catch(() => undefined);
+        if (h?.status === 200) healthy.add(h.body.router);
+        return healthy.size === 2;
+      },
       120_000,
       250,
     );

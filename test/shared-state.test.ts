@@ -21,7 +21,7 @@ const skip = requireService('redis');
 interface Status {
   readyInstances: number;
   instances: Array<{ id: string; state: string; address: string | null }>;
-  leadership?: { leader: boolean; holder: string | null; term: number };
+  leadership?: { leader: boolean; holder: string | null; term: number; via: string };
 }
 
 const dispatcher = new Agent({ connections: 256, pipelining: 1 });
@@ -78,7 +78,7 @@ describe('routers and a controller sharing state in Redis', { skip, timeout: 120
 
   it('the controller leads alone, and says so in /status', async () => {
     const s = await statusOf(controller);
-    assert.deepEqual(s.leadership, { leader: true, holder: 'c1', term: 1 });
+    assert.deepEqual(s.leadership, { leader: true, holder: 'c1', term: 1, via: 'redis' });
   });
 
   it('a session pinned through router A is served by the same instance through router B', async () => {

@@ -178,20 +178,18 @@ program
 
 program
   .command('down')
-  .description('remove every container and network this installation owns (DRIVER=docker)')
+  .description(
+    'remove what this installation owns: containers and network (docker), the service (swarm), the Deployment and Service (kubernetes)',
+  )
   .action(async () => {
     const cfg = loadConfigOrExit(process.env.YGG_CONFIG);
-    if (cfg.DRIVER === 'swarm') {
-      const { SwarmDriver } = await import('../runtime/swarm-driver.js');
-      const driver = (await createDriver(cfg, { logger: createLogger('silent') })) as InstanceType<
-        typeof SwarmDriver
-      >;
+    if (cfg.DRIVER === 'swarm' || cfg.DRIVER === 'kubernetes') {
+      const driver = await createDriver(cfg, { logger: createLogger('silent') });
+      if (driver.mode !== 'replicas' || !driver.down)
+        throw new Error(`DRIVER=${cfg.DRIVER} cannot remove its pool`);
       const removed = await driver.down();
-      process.stdout.write(
-        removed
-          ? `removed swarm service ${driver.serviceName}\n`
-          : `no swarm service ${driver.serviceName}\n`,
-      );
+      await driver.close();
+      process.stdout.write(`${removed ? 'removed' : 'found no'} ${driver.target}\n`);
       return;
     }
     if (cfg.DRIVER !== 'docker') {

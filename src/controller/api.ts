@@ -1,6 +1,7 @@
 // The controller port (CONTROLLER_PORT). Read routes: GET /status, /metrics, /sd/agents and the page
 // at / (its data comes over the live feed, which checks the key itself). Admin routes: PUT /scaling,
-// POST /instances/{id}/drain and /restart. GET /health is always open. Who may call what is the auth
+// POST /instances/{id}/drain and /restart; with SESSION_MODE=dedicated, GET /sessions (admin) and
+// DELETE /sessions/{id} (admin). GET /health is always open. Who may call what is the auth
 // policy's (src/auth/policy.ts); the key is read from the Authorization header only.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -19,7 +20,12 @@ export interface AdminActions {
   /** New limits (and the desired count now), or the validation error to answer (400). `by` names the key's owner. */
   setScaling(body: unknown, by: string): (ScalingLimits & { desiredInstances: number }) | YggError;
   /** Drains (or restarts) a ready instance: 'accepted', 'unknown', or the state it is in. */
-  drain(id: string, restart: boolean, by: string): 'accepted' | 'unknown' | InstanceState;
+  drain(id: string, restart: boolean, by: string): 'accepted' | 'unknown' | 'owned' | InstanceState;
+  /** SESSION_MODE=dedicated: the live sessions, and ending one (false: no such session). */
+  sessions?: {
+    list(): unknown[];
+    end(id: string, reason: string): boolean;
+  };
 }
 
 export interface ControllerApiOptions {
@@ -37,7 +43,7 @@ export interface ControllerApiOptions {
 }
 
 interface Route {
-  method: 'GET' | 'PUT' | 'POST';
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE';
   need: Need;
   handle: (req: IncomingMessage, res: ServerResponse, params: string[], by: string) => Promise<void> | void;
 }
@@ -50,6 +56,12 @@ export function createControllerServer(opts: ControllerApiOptions): Server {
     (_req: IncomingMessage, res: ServerResponse, [id = '']: string[], by: string) => {
       const r = opts.admin.drain(id, restart, by);
       if (r === 'unknown') throw new YggError('YGG_ERR_UNKNOWN_INSTANCE', `no instance ${id} in the pool`);
+      if (r === 'owned') {
+        throw new YggError(
+          'YGG_ERR_INSTANCE_OWNED',
+          `instance ${id} belongs to a session (SESSION_MODE=dedicated): end the session with DELETE /sessions/{id}`,
+        );
+      }
       if (r !== 'accepted') {
         throw new YggError(
           'YGG_ERR_INSTANCE_NOT_READY',
@@ -100,6 +112,33 @@ export function createControllerServer(opts: ControllerApiOptions): Server {
     [/^\/instances\/([^/]+)\/drain$/, { method: 'POST', need: 'admin', handle: drain(false) }],
     [/^\/instances\/([^/]+)\/restart$/, { method: 'POST', need: 'admin', handle: drain(true) }],
   ];
+  const sessions = opts.admin.sessions;
+  if (sessions) {
+    routes.push(
+      [
+        /^\/sessions$/,
+        {
+          method: 'GET',
+          // Session ids are what lets a client reach its instance: only an admin lists them.
+          need: 'admin',
+          handle: (_q, res) => sendJson(res, 200, { sessions: sessions.list() }),
+        },
+      ],
+      [
+        /^\/sessions\/([^/]+)$/,
+        {
+          method: 'DELETE',
+          need: 'admin',
+          handle: (_q, res, [id = ''], by) => {
+            if (!sessions.end(id, `ended by ${by}`)) {
+              throw new YggError('YGG_ERR_UNKNOWN_SESSION', `no live session ${id}`);
+            }
+            sendJson(res, 200, { session: id, state: 'ended' });
+          },
+        },
+      ],
+    );
+  }
 
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';

@@ -50,6 +50,8 @@ class ScriptedDriver implements InstanceDriver {
   async adopt() {
     return [];
   }
+  async pause(): Promise<void> {}
+  async resume(): Promise<void> {}
   onExit(l: (e: ExitInfo) => void): void {
     this.exits.push(l);
   }

@@ -34,6 +34,8 @@ class FakeDriver implements InstanceDriver {
   async adopt() {
     return [];
   }
+  async pause(): Promise<void> {}
+  async resume(): Promise<void> {}
   onExit(l: (e: ExitInfo) => void): void {
     this.exits.push(l);
   }

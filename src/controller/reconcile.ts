@@ -1,5 +1,6 @@
 // Pure reconciliation: given the slots and the desired count, decide which slots to create, restart,
 // stop or drain. No I/O; `now` is an argument. The controller carries the plan out.
+import { freeSlotIds } from './claim.js';
 import { isLive, type SlotView, slotNumber } from './instance.js';
 
 export interface ReconcileInput {
@@ -44,12 +45,6 @@ export function reconcile({ desired, slots, now }: ReconcileInput): ReconcilePla
     if (s.state === 'failed' && !removed.has(s.id) && (s.nextRestartAt ?? 0) <= now) plan.restart.push(s.id);
   }
 
-  if (live.length < desired) {
-    // Draining and stopping slots still hold their ids until they are gone.
-    const taken = new Set(slots.filter((s) => s.state !== 'stopped').map((s) => slotNumber(s.id)));
-    for (let n = 1; plan.create.length < desired - live.length; n++) {
-      if (!taken.has(n)) plan.create.push(`agent-${n}`);
-    }
-  }
+  if (live.length < desired) plan.create = freeSlotIds(slots, desired - live.length);
   return plan;
 }

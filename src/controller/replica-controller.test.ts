@@ -111,4 +111,56 @@ describe('ReplicaController (simulated engine, FakeClock)', () => {
       ],
     );
   });
+
+  it('stop() takes the engine to 0 and does not fight it (its own 0 is not a count set by someone else)', async () => {
+    const { clock, engine, c } = setup();
+    await c.start();
+    await clock.advance(100);
+    let stopped = false;
+    const stopping = c.stop().then(() => {
+      stopped = true;
+    });
+    for (let t = 0; t < 40_000 && !stopped; t += 100) await clock.advance(100);
+    await stopping;
+    assert.equal(engine.snapshot().desired, 0, 'the engine was left at 0');
+    assert.equal(engine.snapshot().replicas.length, 0);
+    assert.ok(
+      !c.events.recent(1000).some((e) => e.data?.reason === 'engine'),
+      'no "set on the engine" event',
+    );
+  });
+
+  it('a restart adopts the engine’s pool at its count (3, with MIN_INSTANCES 1), not MIN_INSTANCES', async () => {
+    const clock = new FakeClock(0);
+    const engine = new SimulatedReplicas({ clock, startMs: 100, terminateMs: 200, honoursHints: true });
+    await engine.scale(3);
+    await clock.advance(100);
+    const c = new ReplicaController({
+      driver: engine,
+      logger: createLogger('silent'),
+      minInstances: 1,
+      maxInstances: 5,
+      clock,
+    });
+    await c.start();
+    await clock.advance(300);
+    assert.equal(c.desiredInstances, 3);
+    assert.equal(engine.snapshot().desired, 3, 'the engine was not scaled down');
+    assert.equal(c.readyCount(), 3);
+  });
+
+  it('a drain cycles the replica out and back in without taking its own lower count for someone else’s', async () => {
+    const { clock, engine, c } = setup(true, 2, 5);
+    await c.start();
+    await clock.advance(100);
+    assert.equal(c.drainInstance('task-1', false, 'test'), 'accepted');
+    for (let t = 0; t < 1000; t += 50) await clock.advance(50);
+    assert.ok(!engine.snapshot().replicas.some((r) => r.id === 'task-1'), 'the drained replica is gone');
+    assert.equal(engine.snapshot().desired, 2);
+    assert.equal(c.readyCount(), 2);
+    assert.ok(
+      !c.events.recent(1000).some((e) => e.data?.reason === 'engine'),
+      'no "set on the engine" event',
+    );
+  });
 });

@@ -5,7 +5,7 @@
 // within MIN/MAX_INSTANCES. Decisions are pure (replica-victims.ts); this class carries them out.
 import { type BackgroundErrorHandler, runGuarded } from '../core/background.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { EventLog, type EventType, poolEvent } from '../core/events.js';
+import { EventLog, type EventType, recordPoolEvent } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { InstanceState, PoolMember, PoolOutlook } from '../core/pool.js';
 import { urlOf } from '../core/pool.js';
@@ -69,8 +69,19 @@ export class ReplicaController {
     });
   }
 
+  /**
+   * Follows the engine; a pool it already runs (a restart, a standby taking over) is adopted at its
+   * count, within the limits, not reset to MIN_INSTANCES. The count is then asked for once, which
+   * also hands the engine what changed in the configuration (a new AGENT_IMAGE is rolled out).
+   */
   async start(): Promise<void> {
     this.unwatch = this.opts.driver.watch((s) => this.onSnapshot(s));
+    await this.opts.driver.synced();
+    const s = this.snapshot;
+    if (s.desired > 0 || s.replicas.length > 0) {
+      this.desired = this.clamp(s.desired);
+      this.asked = s.desired;
+    }
     await this.ask(this.desired);
   }
 
@@ -78,6 +89,7 @@ export class ReplicaController {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.asked = 0; // our own 0: not a count someone else set (onSnapshot would fight it)
     await this.opts.driver.scale(0).catch(() => {});
     await this.waitFor(() => this.snapshot.replicas.length === 0, 30_000).catch(() => {});
     this.unwatch?.();
@@ -175,7 +187,8 @@ export class ReplicaController {
   /** One replica out (as the victim) and the count back: the engine starts a new one. */
   private async cycle(id: string): Promise<void> {
     const keep = this.desired;
-    await this.opts.driver.scale(Math.max(0, keep - 1), { preferVictims: [id] });
+    this.asked = Math.max(0, keep - 1); // our own count: not one someone else set (onSnapshot)
+    await this.opts.driver.scale(this.asked, { preferVictims: [id] });
     await this.waitFor(
       () => !this.snapshot.replicas.some((r) => r.id === id && r.condition !== 'terminating'),
       30_000,
@@ -268,7 +281,7 @@ export class ReplicaController {
   private onSnapshot(s: ReplicaSnapshot): void {
     const before = this.members();
     this.snapshot = s;
-    if (this.asked !== undefined && s.desired !== this.asked && s.desired !== this.desired) {
+    if (!this.stopped && this.asked !== undefined && s.desired !== this.asked && s.desired !== this.desired) {
       // Someone else set the engine's count: it is the desired count now (within the limits).
       const theirs = this.clamp(s.desired);
       const from = this.desired;
@@ -295,7 +308,6 @@ export class ReplicaController {
     message: string,
     data?: Record<string, unknown>,
   ): void {
-    this.events.push(poolEvent(this.clock.now(), type, instance, message, data));
-    this.log.info({ event: type, ...data }, message);
+    recordPoolEvent(this.events, this.log, this.clock.now(), type, instance, message, data);
   }
 }

@@ -63,10 +63,16 @@ export const PLATFORM_OPTIONS = {
     'auto',
     'Whether read routes (status, metrics, the page and its feed) need a key: `auto` once any key exists. Admin routes always do.',
   ),
+  DATAPLANE: oneOf(
+    ['node', 'haproxy'],
+    'node',
+    "What serves LB_PORT: `node` = the Node router (every feature); `haproxy` = HAProxy (Debian's package) programmed at run time by the controller, the Node router behind it for the platform's routes, runs and scale from zero (README: Data planes).",
+  ),
+  HAPROXY_BIN: text('haproxy', 'The haproxy binary DATAPLANE=haproxy runs.'),
   DRIVER: oneOf(
-    ['process', 'docker', 'swarm'],
+    ['process', 'docker', 'swarm', 'kubernetes'],
     'process',
-    'Runtime that runs the instances: `process` = local processes, `docker` = containers on Docker Engine, `swarm` = a replicated service of Docker Swarm mode.',
+    "Runtime that runs the instances: `process` = local processes, `docker` = containers on Docker Engine, `swarm` = a replicated service of Docker Swarm mode, `kubernetes` = a Deployment (the cluster of KUBECONFIG, or the pod's own).",
   ),
   AGENT_COMMAND: text(
     '',
@@ -106,6 +112,17 @@ export const PLATFORM_OPTIONS = {
     'a name',
     /^[a-z0-9][\w.-]*$/,
   ),
+  KUBE_NAMESPACE: text(
+    'default',
+    "Namespace of the agents' Deployment and Service, and of the leader Lease (DRIVER=kubernetes).",
+    'a DNS label',
+    /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+  ),
+  KUBECONFIG: text(
+    '',
+    'kubeconfig file of the cluster (DRIVER=kubernetes). Empty = ~/.kube/config, or the service account of the pod the controller runs in.',
+    'a file path',
+  ),
   DOCKER_PUBLISH_PORTS: bool(
     true,
     'Publish agent ports on 127.0.0.1 (router on the host); false = reach them by name on DOCKER_NETWORK.',
@@ -131,6 +148,12 @@ export const PLATFORM_OPTIONS = {
   ),
   MIN_INSTANCES: int(0, 1000, 1, 'Fewest instances kept running.'),
   MAX_INSTANCES: int(1, 1000, 10, 'Most instances ever running.'),
+  WARM_INSTANCES: int(
+    0,
+    1000,
+    0,
+    'Healthy idle instances kept ready beyond what the load needs (they count toward MAX_INSTANCES): a new dedicated session, or a burst, takes one instead of waiting for a cold start.',
+  ),
   MAX_CONCURRENCY: int(1, 10000, 80, 'Most requests in flight at one instance.'),
   HEALTH_CHECK_INTERVAL: int(
     100,
@@ -201,8 +224,60 @@ export const PLATFORM_OPTIONS = {
     'Most requests waiting for a free slot when every instance is full (503 above).',
   ),
   QUEUE_TIMEOUT_MS: int(1, HOUR, 10 * SECOND, 'Longest wait in the queue before a 503 with Retry-After.'),
+  COMPRESSION: oneOf(
+    ['off', 'on'],
+    'off',
+    '`on`: the router compresses answers of a compressible type (text, JSON, XML, JavaScript, SVG) with a Content-Length of at least COMPRESSION_MIN_BYTES, in brotli or gzip as the client prefers; never server-sent events or an answer the agent encoded. With DATAPLANE=haproxy, HAProxy gzips them (README: Data planes).',
+  ),
+  COMPRESSION_MIN_BYTES: bytes(
+    0,
+    1024 ** 3,
+    1024,
+    'COMPRESSION=on: smaller answers are sent as they are (compressing them costs more than it saves).',
+  ),
+  RESPONSE_CACHE_BYTES: bytes(
+    0,
+    16 * 1024 ** 3,
+    0,
+    "Room of the router's in-memory cache of GET answers an agent marks `Cache-Control: public` with max-age (Vary honoured; never a request with Authorization or a session, never an answer with Set-Cookie); an answer above an eighth of it is not kept. 0 = no cache.",
+  ),
   SESSION_AFFINITY: bool(true, 'Keep a session (X-Session-Id header or ygg_session cookie) on one instance.'),
   SESSION_TTL_MS: int(1000, 7 * 24 * HOUR, 30 * MINUTE, 'A session idle this long is forgotten.'),
+  SESSION_MODE: oneOf(
+    ['shared', 'dedicated'],
+    'shared',
+    '`shared` = sessions share the pool (sticky to an instance); `dedicated` = every session gets an instance of its own, which only it can reach, paused when idle (`yggdrasil start` only).',
+  ),
+  SESSION_IDLE_PAUSE_MS: int(
+    0,
+    7 * 24 * HOUR,
+    30 * SECOND,
+    'SESSION_MODE=dedicated: a session idle this long has its instance paused (no CPU, memory kept); its next request resumes it. 0 = never.',
+  ),
+  SESSION_IDLE_DELETE_MS: int(
+    0,
+    7 * 24 * HOUR,
+    30 * MINUTE,
+    'SESSION_MODE=dedicated: a session idle this long ends and its instance stops; its next request gets 410 YGG_ERR_SESSION_ENDED. 0 = never.',
+  ),
+  RUN_TIMEOUT_MS: int(
+    1000,
+    24 * HOUR,
+    HOUR,
+    'Longest a run (a request sent with Prefer: respond-async) may take; REQUEST_TIMEOUT_MS does not bound it.',
+  ),
+  SESSION_MULTITASK: oneOf(
+    ['enqueue', 'reject', 'interrupt'],
+    'enqueue',
+    'A request of a session while one of its runs is active: `enqueue` = it waits its turn, `reject` = 409 YGG_ERR_RUN_ACTIVE, `interrupt` = the active runs are cancelled and it goes ahead.',
+  ),
+  RUN_RETENTION_MS: int(1000, 7 * 24 * HOUR, HOUR, 'How long a finished run stays readable at /runs/{id}.'),
+  RUN_LOG_MAX_BYTES: bytes(
+    1024 * 1024,
+    16 * 1024 ** 3,
+    64 * 1024 * 1024,
+    'Room for the answers of all runs together; finished runs are evicted oldest first, and with only active ones left a run is aborted (YGG_ERR_RUN_LOG_FULL).',
+  ),
   MAX_RETRIES: int(
     0,
     10,
@@ -279,6 +354,11 @@ export const PLATFORM_OPTIONS = {
     SECOND,
     'How often each router reports its load and rereads the pool (a router silent for 3 heartbeats is gone).',
   ),
+  LEADER_ELECTION: oneOf(
+    ['auto', 'redis', 'kubernetes'],
+    'auto',
+    'Where the controllers elect their leader: `redis` (a lease key), `kubernetes` (a coordination.k8s.io Lease <DOCKER_OWNER>-controller in KUBE_NAMESPACE; the fencing term still comes from Redis), `auto` = kubernetes with DRIVER=kubernetes, else redis.',
+  ),
   LEADER_LEASE_MS: int(
     300,
     10 * MINUTE,
@@ -333,6 +413,36 @@ export function loadPlatformConfig(
     [
       cfg.AGENT_CWD !== '' && !isDirectory(cfg.AGENT_CWD),
       `AGENT_CWD=${cfg.AGENT_CWD} is not a directory: give the directory AGENT_COMMAND runs in`,
+    ],
+    [
+      cfg.DATAPLANE === 'haproxy' &&
+        (cfg.CLIENT_AUTH !== 'none' ||
+          cfg.RATE_LIMIT_RPS > 0 ||
+          cfg.MAX_INFLIGHT_PER_CLIENT > 0 ||
+          cfg.MAX_SESSIONS_PER_CLIENT > 0),
+      `DATAPLANE=haproxy with a per-client rule (CLIENT_AUTH=${cfg.CLIENT_AUTH}, RATE_LIMIT_RPS=${cfg.RATE_LIMIT_RPS}, MAX_INFLIGHT_PER_CLIENT=${cfg.MAX_INFLIGHT_PER_CLIENT}, MAX_SESSIONS_PER_CLIENT=${cfg.MAX_SESSIONS_PER_CLIENT}): the HAProxy data plane does not apply them; use DATAPLANE=node (README: Data planes)`,
+    ],
+    [
+      cfg.DATAPLANE === 'haproxy' && cfg.SESSION_MODE === 'dedicated',
+      'DATAPLANE=haproxy with SESSION_MODE=dedicated: an instance per session needs the Node router (DATAPLANE=node)',
+    ],
+    [
+      cfg.WARM_INSTANCES > cfg.MAX_INSTANCES,
+      `WARM_INSTANCES=${cfg.WARM_INSTANCES} > MAX_INSTANCES=${cfg.MAX_INSTANCES}: warm instances count toward MAX_INSTANCES`,
+    ],
+    [
+      cfg.SESSION_IDLE_PAUSE_MS > 0 &&
+        cfg.SESSION_IDLE_DELETE_MS > 0 &&
+        cfg.SESSION_IDLE_PAUSE_MS >= cfg.SESSION_IDLE_DELETE_MS,
+      `SESSION_IDLE_PAUSE_MS=${cfg.SESSION_IDLE_PAUSE_MS} >= SESSION_IDLE_DELETE_MS=${cfg.SESSION_IDLE_DELETE_MS}: an idle session is paused before it ends (or set SESSION_IDLE_PAUSE_MS=0)`,
+    ],
+    [
+      cfg.SESSION_MODE === 'dedicated' && (cfg.DRIVER === 'swarm' || cfg.DRIVER === 'kubernetes'),
+      `SESSION_MODE=dedicated with DRIVER=${cfg.DRIVER}: an instance per session needs a driver that starts and pauses each instance (DRIVER=process or docker)`,
+    ],
+    [
+      cfg.WARM_INSTANCES > 0 && (cfg.DRIVER === 'swarm' || cfg.DRIVER === 'kubernetes'),
+      `WARM_INSTANCES=${cfg.WARM_INSTANCES} with DRIVER=${cfg.DRIVER}: the warm pool needs DRIVER=process or docker (an engine's replicas: raise MIN_INSTANCES)`,
     ],
     [
       cfg.PANIC_WINDOW_MS > cfg.STABLE_WINDOW_MS,

@@ -35,6 +35,30 @@ export const ERROR_CATALOGUE = {
     doc: 'The Host of the request is not in ALLOWED_HOSTS (the status page, its feed and the admin API).',
   },
   YGG_ERR_NOT_FOUND: { status: 404, doc: 'No such route.' },
+  YGG_ERR_RUN_NOT_FOUND: {
+    status: 404,
+    doc: 'No run with this id: it never existed, or it finished more than RUN_RETENTION_MS ago.',
+  },
+  YGG_ERR_RUN_NOT_A_STREAM: {
+    status: 409,
+    doc: 'GET /runs/{id}/stream on a run whose answer is not text/event-stream: GET /runs/{id} has its body.',
+  },
+  YGG_ERR_RUN_TIMEOUT: {
+    status: 504,
+    doc: 'The run took longer than RUN_TIMEOUT_MS; its request was aborted.',
+  },
+  YGG_ERR_RUN_LOG_FULL: {
+    status: 507,
+    doc: 'The run log had no room for the answer (RUN_LOG_MAX_BYTES, active runs only): the run was aborted.',
+  },
+  YGG_ERR_RUN_ACTIVE: {
+    status: 409,
+    doc: 'The session has a run in progress and SESSION_MULTITASK=reject: wait for it (GET /runs/{id}) or cancel it.',
+  },
+  YGG_ERR_RUN_CANCELLED: {
+    status: 409,
+    doc: 'The run was cancelled (DELETE /runs/{id}); its request was aborted.',
+  },
   YGG_ERR_METHOD_NOT_ALLOWED: { status: 405, doc: 'The route exists but not for this HTTP method.' },
   YGG_ERR_UNKNOWN_INSTANCE: { status: 404, doc: 'No instance with this id is in the pool.' },
   YGG_ERR_INSTANCE_NOT_READY: {
@@ -47,7 +71,23 @@ export const ERROR_CATALOGUE = {
   },
   YGG_ERR_CAPACITY: {
     status: 503,
-    doc: 'Every instance is at MAX_CONCURRENCY and the queue is full or the wait exceeded QUEUE_TIMEOUT_MS.',
+    doc: 'Every instance is at MAX_CONCURRENCY and the queue is full or the wait exceeded QUEUE_TIMEOUT_MS; or (SESSION_MODE=dedicated) a new session found all MAX_INSTANCES owned.',
+  },
+  YGG_ERR_SESSION_ENDED: {
+    status: 410,
+    doc: 'SESSION_MODE=dedicated: the session ended (idle for SESSION_IDLE_DELETE_MS, or ended by an admin) and its instance is gone; start a new session.',
+  },
+  YGG_ERR_SESSION_REQUIRED: {
+    status: 400,
+    doc: 'SESSION_MODE=dedicated: the request names no session (X-Session-Id or the ygg_session cookie); every session gets an instance of its own, so none is made up for an anonymous request.',
+  },
+  YGG_ERR_INSTANCE_OWNED: {
+    status: 409,
+    doc: 'SESSION_MODE=dedicated: the instance belongs to a session; it goes when the session ends (DELETE /sessions/{id}), not on its own.',
+  },
+  YGG_ERR_UNKNOWN_SESSION: {
+    status: 404,
+    doc: 'No live session with this id (admin API, SESSION_MODE=dedicated).',
   },
   YGG_ERR_CIRCUIT_OPEN: {
     status: 503,

@@ -2,6 +2,8 @@
 // pushed to subscribers (logs, metrics, the live feed). Shared vocabulary: the controller writes them,
 // observability and the shared-state publisher read them.
 
+import type { Logger } from './logger.js';
+
 export type EventType =
   | 'instance_starting'
   | 'instance_ready'
@@ -9,6 +11,10 @@ export type EventType =
   | 'instance_restarting'
   | 'instance_draining'
   | 'instance_stopped'
+  | 'instance_paused'
+  | 'instance_resumed'
+  | 'session_started'
+  | 'session_ended'
   | 'scaled'
   | 'breaker'
   | 'driver_error'
@@ -31,6 +37,21 @@ export function poolEvent(
   data?: Record<string, unknown>,
 ): ControllerEvent {
   return { at, type, message, ...(instance ? { instance } : {}), ...(data ? { data } : {}) };
+}
+
+/** Records a pool event and logs it (warn for failures, info otherwise): both controllers' one way. */
+export function recordPoolEvent(
+  events: EventLog,
+  log: Logger,
+  at: number,
+  type: EventType,
+  instance: string | undefined,
+  message: string,
+  data?: Record<string, unknown>,
+): void {
+  events.push(poolEvent(at, type, instance, message, data));
+  const level = type === 'instance_failed' || type === 'driver_error' ? 'warn' : 'info';
+  log[level]({ event: type, instance, ...data }, message);
 }
 
 export class EventLog {

@@ -7,8 +7,11 @@ export interface Endpoint {
   port: number;
 }
 
-/** An instance slot's state. failed = waiting out its restart backoff. */
-export type InstanceState = 'starting' | 'ready' | 'draining' | 'stopped' | 'failed';
+/**
+ * An instance slot's state. failed = waiting out its restart backoff; paused = a dedicated session's
+ * instance frozen while the session is idle (SIGSTOP, docker pause), resuming = on its way back.
+ */
+export type InstanceState = 'starting' | 'ready' | 'draining' | 'stopped' | 'failed' | 'paused' | 'resuming';
 
 export const INSTANCE_STATES: readonly InstanceState[] = [
   'starting',
@@ -16,11 +19,13 @@ export const INSTANCE_STATES: readonly InstanceState[] = [
   'draining',
   'stopped',
   'failed',
+  'paused',
+  'resuming',
 ];
 
 /** States that count toward the desired number of instances (failed = waiting to restart). */
 export function isLive(state: InstanceState): boolean {
-  return state === 'starting' || state === 'ready' || state === 'failed';
+  return state !== 'draining' && state !== 'stopped';
 }
 
 /** An instance as the data plane needs it: only ready and draining ones are members. */

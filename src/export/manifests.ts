@@ -4,6 +4,7 @@
 // Knative's autoscaling annotations and Cloud Run's documented ones.
 import type { PlatformConfig } from '../core/config.js';
 import { parseEnvNames } from '../core/env-file.js';
+import { cpuQuantity, memoryQuantity } from '../core/quantity.js';
 
 export const EXPORT_TARGETS = ['knative', 'cloudrun', 'kubernetes', 'compose'] as const;
 export type ExportTarget = (typeof EXPORT_TARGETS)[number];
@@ -41,8 +42,8 @@ const AGENT_PORT = 8080;
 /** Cloud Run's longest request timeout (3600 s). */
 const CLOUD_RUN_MAX_TIMEOUT_S = 3600;
 
-const cpu = (cores: number) => `${Math.round(cores * 1000)}m`;
-const mem = (bytes: number) => `${Math.max(1, Math.round(bytes / (1024 * 1024)))}Mi`;
+const cpu = cpuQuantity;
+const mem = memoryQuantity;
 const seconds = (ms: number) => `${Math.max(1, Math.round(ms / 1000))}s`;
 const timeoutSeconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 

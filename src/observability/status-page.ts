@@ -89,6 +89,7 @@ th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); 
 th { color:var(--dim); font-weight:600; font-size:12px; } td.num, th.num { text-align:right; }
 .s-ready { color:var(--ok); } .s-starting { color:var(--c1); } .s-draining { color:var(--warn); }
 .s-failed { color:var(--bad); } .s-stopped { color:var(--dim); }
+.s-paused { color:var(--dim); font-style:italic; } .s-resuming { color:var(--c1); font-style:italic; }
 .b-closed { color:var(--ok); } .b-half-open { color:var(--warn); } .b-open { color:var(--bad); font-weight:600; }
 .b-none { color:var(--dim); } .empty { color:var(--dim); padding:8px; }
 tr.why td { color:var(--bad); font-size:12px; padding-top:0; white-space:pre-wrap; }
@@ -189,7 +190,9 @@ label.toggle { color:var(--dim); font-size:12px; float:right; }
       cell(tr, i.id);
       cell(tr, i.state + (i.crashLoop ? ' (crash loop)' : ''), 's-' + i.state);
       cell(tr, String(i.inflight), 'num');
-      cell(tr, String(i.sessions), 'num');
+      // A dedicated session's instance names its session (a warm one: none yet).
+      if (i.session !== undefined) cell(tr, i.session === null ? 'warm' : String(i.session).slice(0, 12), 'num');
+      else cell(tr, String(i.sessions), 'num');
       cell(tr, cpu(i.cpu), 'num');
       cell(tr, bytes(i.memoryBytes), 'num');
       cell(tr, i.breaker || dash, 'b-' + (i.breaker || 'none'));

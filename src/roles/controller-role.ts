@@ -20,15 +20,28 @@ import type { Logger } from '../core/logger.js';
 import { LiveFeed } from '../observability/live-feed.js';
 import { controllerStatusPage } from '../observability/status-page.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
-import { sharedKeys } from '../shared/keys.js';
-import { LeaderElection, type Leadership } from '../shared/leader-election.js';
+import { type SharedKeys, sharedKeys } from '../shared/keys.js';
+import {
+  LeaderElection,
+  type Leadership,
+  type LeaseStore,
+  redisLeaseStore,
+} from '../shared/leader-election.js';
 import { LoadBoard } from '../shared/load-board.js';
 import { sharedStateGauge } from '../shared/metrics.js';
 import type { ControllerCommand } from '../shared/pool-follower.js';
 import { type PoolSnapshot, parseSnapshot } from '../shared/pool-snapshot.js';
 import { connectRedis, whenReady } from '../shared/redis.js';
-import { sharedScripts } from '../shared/scripts.js';
-import { autoscaleOptions, createDriver, createPoolControl, listenOn, nodeId, urlFor } from './parts.js';
+import { type SharedScripts, sharedScripts } from '../shared/scripts.js';
+import {
+  autoscaleOptions,
+  createDriver,
+  createPoolControl,
+  listenOn,
+  nodeId,
+  refuseEmbeddedOnly,
+  urlFor,
+} from './parts.js';
 import type { PoolControl } from './pool-control.js';
 
 export interface ControllerRole {
@@ -54,11 +67,40 @@ interface Term {
   again: boolean;
 }
 
+/** LEADER_ELECTION: the lease in Redis, or a Kubernetes Lease (the term is Redis's either way). */
+async function leaseStore(
+  cfg: PlatformConfig,
+  scripts: SharedScripts,
+  keys: SharedKeys,
+  redis: { incr(key: string): Promise<number>; get(key: string): Promise<string | null> },
+): Promise<LeaseStore> {
+  const kind =
+    cfg.LEADER_ELECTION === 'auto'
+      ? cfg.DRIVER === 'kubernetes'
+        ? 'kubernetes'
+        : 'redis'
+      : cfg.LEADER_ELECTION;
+  if (kind === 'redis') return redisLeaseStore(scripts, keys);
+  const { KubeLeaseStore } = await import('../shared/kube-lease-store.js');
+  const { loadKubeConfig } = await import('../runtime/kube-config.js');
+  return new KubeLeaseStore({
+    kubeconfig: loadKubeConfig(cfg.KUBECONFIG || undefined),
+    namespace: cfg.KUBE_NAMESPACE,
+    name: `${cfg.DOCKER_OWNER}-controller`,
+    nextTerm: () => redis.incr(keys.term),
+    currentTerm: async () => {
+      const v = await redis.get(keys.term);
+      return v === null ? null : Number(v);
+    },
+  });
+}
+
 export async function startControllerRole(
   cfg: PlatformConfig,
   deps: { logger: Logger; forwardOutput?: boolean },
 ): Promise<ControllerRole> {
   const { logger } = deps;
+  refuseEmbeddedOnly(cfg, 'controller');
   const id = nodeId(cfg);
   const log = logger.child({ part: 'controller-role', node: id });
   const redis = connectRedis(cfg.REDIS_URL, logger, `controller ${id}`);
@@ -83,9 +125,7 @@ export async function startControllerRole(
   });
 
   const election: LeaderElection = new LeaderElection({
-    redis,
-    scripts,
-    keys,
+    store: await leaseStore(cfg, scripts, keys, redis),
     holder: id,
     leaseMs: cfg.LEADER_LEASE_MS,
     onError,
@@ -136,13 +176,19 @@ export async function startControllerRole(
     const leadership = election.status();
     if (term) return { ...leaderStatus(term), leadership };
     return {
+      // No pool seen yet (Redis not reached): an empty one, with every field the page and feed read.
       ...((seen?.status as Record<string, unknown> | undefined) ?? {
+        driver: cfg.DRIVER,
         desiredInstances: 0,
         minInstances: cfg.MIN_INSTANCES,
         maxInstances: cfg.MAX_INSTANCES,
         readyInstances: 0,
         instances: [],
         events: events.recent(50),
+        maxConcurrency: cfg.MAX_CONCURRENCY,
+        queue: { depth: 0, max: cfg.QUEUE_MAX, timeoutMs: cfg.QUEUE_TIMEOUT_MS },
+        autoscaler: { targetPerInstance: cfg.MAX_CONCURRENCY * cfg.TARGET_UTILIZATION, lastDecision: null },
+        routers: [],
       }),
       leadership,
       standby: true,

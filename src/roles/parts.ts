@@ -15,6 +15,7 @@ import { listen } from '../core/listen.js';
 import { isPretty, type Logger } from '../core/logger.js';
 import { configError } from '../core/options.js';
 import type { RouterOptions } from '../router/router.js';
+import { RunService, type SharedRuns } from '../runs/run-service.js';
 import { agentEnvironment } from '../runtime/agent-env.js';
 import type { InstanceDriver, RuntimeDriver } from '../runtime/driver.js';
 import { ProcessDriver } from '../runtime/process-driver.js';
@@ -36,18 +37,42 @@ function givenEnv(cfg: PlatformConfig, basics: boolean): Record<string, string> 
   });
 }
 
+/** What every container runtime (Docker, Swarm, Kubernetes) is given alike: image, owner, env, limits. */
+function containerOptions(cfg: PlatformConfig) {
+  return {
+    image: cfg.AGENT_IMAGE,
+    owner: cfg.DOCKER_OWNER,
+    env: { ...givenEnv(cfg, false), LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
+    cpuLimit: cfg.AGENT_CPU_LIMIT,
+    memoryLimitBytes: cfg.AGENT_MEMORY_LIMIT,
+    cpuReservation: cfg.AGENT_CPU_RESERVATION,
+    memoryReservationBytes: cfg.AGENT_MEMORY_RESERVATION,
+  };
+}
+
 export async function createDriver(cfg: PlatformConfig, deps: DriverDeps): Promise<RuntimeDriver> {
+  if (cfg.DRIVER === 'kubernetes') {
+    if (!/^[a-z0-9]([-a-z0-9]{0,47}[a-z0-9])?$/.test(cfg.DOCKER_OWNER))
+      throw configError(
+        `DOCKER_OWNER=${cfg.DOCKER_OWNER} cannot name a Kubernetes Deployment: with DRIVER=kubernetes use lower-case letters, digits and - (at most 49)`,
+      );
+    const { KubernetesDriver } = await import('../runtime/kubernetes-driver.js');
+    return new KubernetesDriver({
+      ...containerOptions(cfg),
+      namespace: cfg.KUBE_NAMESPACE,
+      ...(cfg.KUBECONFIG ? { kubeconfig: cfg.KUBECONFIG } : {}),
+      healthPath: cfg.AGENT_HEALTH_PATH,
+      // The drain time, and 5 s more: the kill must not land as the drain ends.
+      graceSeconds: Math.ceil(cfg.DRAIN_TIMEOUT_MS / 1000) + 5,
+      logger: deps.logger,
+    });
+  }
   if (cfg.DRIVER === 'swarm') {
     const { SwarmDriver } = await import('../runtime/swarm-driver.js');
     return new SwarmDriver({
-      image: cfg.AGENT_IMAGE,
-      owner: cfg.DOCKER_OWNER,
-      env: { ...givenEnv(cfg, false), LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
-      cpuLimit: cfg.AGENT_CPU_LIMIT,
-      memoryLimitBytes: cfg.AGENT_MEMORY_LIMIT,
-      cpuReservation: cfg.AGENT_CPU_RESERVATION,
-      memoryReservationBytes: cfg.AGENT_MEMORY_RESERVATION,
+      ...containerOptions(cfg),
       publishPorts: cfg.DOCKER_PUBLISH_PORTS,
+      network: cfg.DOCKER_NETWORK,
       logger: deps.logger,
     });
   }
@@ -55,15 +80,9 @@ export async function createDriver(cfg: PlatformConfig, deps: DriverDeps): Promi
     // Loaded only when used: dockerode and its dependencies would weigh on every process-driver heap.
     const { DockerDriver } = await import('../runtime/docker-driver.js');
     return new DockerDriver({
-      image: cfg.AGENT_IMAGE,
+      ...containerOptions(cfg),
       network: cfg.DOCKER_NETWORK,
-      owner: cfg.DOCKER_OWNER,
       publishPorts: cfg.DOCKER_PUBLISH_PORTS,
-      cpuLimit: cfg.AGENT_CPU_LIMIT,
-      memoryLimitBytes: cfg.AGENT_MEMORY_LIMIT,
-      cpuReservation: cfg.AGENT_CPU_RESERVATION,
-      memoryReservationBytes: cfg.AGENT_MEMORY_RESERVATION,
-      env: { ...givenEnv(cfg, false), LOG_LEVEL: cfg.LOG_LEVEL, MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES) },
       logger: deps.logger,
     });
   }
@@ -80,6 +99,45 @@ export async function createDriver(cfg: PlatformConfig, deps: DriverDeps): Promi
       LOG_FORMAT: isPretty(cfg.LOG_FORMAT) ? 'pretty' : 'json',
       MAX_BODY_BYTES: String(cfg.MAX_BODY_BYTES),
     },
+  });
+}
+
+/** DATAPLANE=haproxy: HAProxy on LB_PORT, programmed by the controller (loaded only when chosen). */
+export async function haproxyDataplane(cfg: PlatformConfig, logger: Logger) {
+  const { HaproxyDataplane } = await import('../dataplane/haproxy-dataplane.js');
+  return new HaproxyDataplane({
+    host: cfg.BIND_HOST,
+    binary: cfg.HAPROXY_BIN,
+    healthPath: cfg.AGENT_HEALTH_PATH,
+    sessionTtlMs: cfg.SESSION_TTL_MS,
+    queueTimeoutMs: cfg.QUEUE_TIMEOUT_MS,
+    requestTimeoutMs: cfg.REQUEST_TIMEOUT_MS,
+    clientBodyTimeoutMs: cfg.CLIENT_BODY_TIMEOUT_MS,
+    maxBodyBytes: cfg.MAX_BODY_BYTES,
+    compress: cfg.COMPRESSION === 'on',
+    maxRetries: cfg.MAX_RETRIES,
+    maxConcurrency: cfg.MAX_CONCURRENCY,
+    queueMax: cfg.QUEUE_MAX,
+    // The ids the controller gives out: up to MAX_INSTANCES live, and as many draining meanwhile.
+    slots: 2 * cfg.MAX_INSTANCES + 2,
+    healthIntervalMs: cfg.HEALTH_CHECK_INTERVAL,
+    breakerFailures: cfg.BREAKER_FAILURES,
+    breakerCount5xx: cfg.BREAKER_COUNT_5XX,
+    drainTimeoutMs: cfg.DRAIN_TIMEOUT_MS,
+    logger: logger.child({ part: 'haproxy' }),
+  });
+}
+
+/** The runs of the load balancer port (Prefer: respond-async): in memory, and mirrored to `shared`. */
+export function runService(cfg: PlatformConfig, logger: Logger, shared?: SharedRuns): RunService {
+  return new RunService({
+    ...(shared ? { shared } : {}),
+    runTimeoutMs: cfg.RUN_TIMEOUT_MS,
+    retentionMs: cfg.RUN_RETENTION_MS,
+    maxBytes: cfg.RUN_LOG_MAX_BYTES,
+    maxBodyBytes: cfg.MAX_BODY_BYTES,
+    multitask: cfg.SESSION_MULTITASK,
+    logger: logger.child({ part: 'runs' }),
   });
 }
 
@@ -154,7 +212,26 @@ export function controllerOptions(
     restartBackoffMaxMs: cfg.RESTART_BACKOFF_MAX_MS,
     drainTimeoutMs: cfg.DRAIN_TIMEOUT_MS,
     stopGraceMs: cfg.STOP_GRACE_MS,
+    dedicated: cfg.SESSION_MODE === 'dedicated',
+    warmInstances: cfg.WARM_INSTANCES,
   };
+}
+
+/**
+ * What runs only with `yggdrasil start` (router and controller in one process): SESSION_MODE=dedicated
+ * (its session table) and DATAPLANE=haproxy (the controller programs the HAProxy beside its router).
+ */
+export function refuseEmbeddedOnly(cfg: PlatformConfig, role: string): void {
+  if (cfg.DATAPLANE === 'haproxy') {
+    throw configError(
+      `DATAPLANE=haproxy with \`yggdrasil ${role}\`: the HAProxy data plane runs with \`yggdrasil start\` for now; set DATAPLANE=node for separate roles`,
+    );
+  }
+  if (cfg.SESSION_MODE === 'dedicated') {
+    throw configError(
+      `SESSION_MODE=dedicated with \`yggdrasil ${role}\`: an instance per session runs with \`yggdrasil start\` (router and controller in one process); set SESSION_MODE=shared for separate roles`,
+    );
+  }
 }
 
 /** The router's options but its pool source (and what a role adds: sessions, breaker events). */
@@ -177,6 +254,8 @@ export function routerOptions(
     breakerResetMs: cfg.BREAKER_RESET_MS,
     breakerCount5xx: cfg.BREAKER_COUNT_5XX,
     outlierStallMs: cfg.OUTLIER_STALL_MS,
+    compressMinBytes: cfg.COMPRESSION === 'on' ? cfg.COMPRESSION_MIN_BYTES : undefined,
+    responseCacheBytes: cfg.RESPONSE_CACHE_BYTES,
     trustedProxies: cfg.TRUSTED_PROXIES,
     logger: logger.child({ part: 'router' }),
     clients: {

@@ -31,6 +31,6 @@ export interface PoolControl {
   setDesired(count: number, reason: string, data?: Record<string, unknown>): void;
   scalingLimits(): ScalingLimits;
   setScalingLimits(next: ScalingLimits, by: string): void;
-  drainInstance(id: string, restart: boolean, by: string): 'accepted' | 'unknown' | InstanceState;
+  drainInstance(id: string, restart: boolean, by: string): 'accepted' | 'unknown' | 'owned' | InstanceState;
   waitForReady(count: number, timeoutMs: number): Promise<void>;
 }

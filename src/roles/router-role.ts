@@ -24,10 +24,19 @@ import { sharedKeys } from '../shared/keys.js';
 import { sharedStateGauge } from '../shared/metrics.js';
 import { PoolFollower } from '../shared/pool-follower.js';
 import { connectRedis, whenReady } from '../shared/redis.js';
+import { RedisRunLog } from '../shared/redis-run-log.js';
 import { RedisSessionStore } from '../shared/redis-session-store.js';
 import { RouterPresence } from '../shared/router-presence.js';
 import { sharedScripts } from '../shared/scripts.js';
-import { listenOn, nodeId, publicSummary, routerOptions, urlFor } from './parts.js';
+import {
+  listenOn,
+  nodeId,
+  publicSummary,
+  refuseEmbeddedOnly,
+  routerOptions,
+  runService,
+  urlFor,
+} from './parts.js';
 
 export interface RouterRole {
   lbUrl: string;
@@ -40,6 +49,7 @@ export interface RouterRole {
 
 export async function startRouterRole(cfg: PlatformConfig, deps: { logger: Logger }): Promise<RouterRole> {
   const { logger } = deps;
+  refuseEmbeddedOnly(cfg, 'router');
   const id = nodeId(cfg);
   const redis = connectRedis(cfg.REDIS_URL, logger, `router ${id}`);
   const subscriber = connectRedis(cfg.REDIS_URL, logger, `router ${id} (pool feed)`);
@@ -205,8 +215,22 @@ export async function startRouterRole(cfg: PlatformConfig, deps: { logger: Logge
     logger: logger.child({ part: 'live-feed' }),
     hosts,
   });
+  // Runs: run by the router that took them, mirrored in Redis, so any router serves them.
+  const runsSubscriber = connectRedis(cfg.REDIS_URL, logger, `router ${id} (runs)`);
+  const sharedRuns = new RedisRunLog({
+    redis,
+    subscriber: runsSubscriber,
+    keys,
+    owner: id,
+    retentionMs: cfg.RUN_RETENTION_MS,
+    runTimeoutMs: cfg.RUN_TIMEOUT_MS,
+    logger: logger.child({ part: 'runs' }),
+  });
+  await sharedRuns.start();
+  const runs = runService(cfg, logger, sharedRuns);
   const lb: Server = createLbServer({
     router,
+    runs,
     logger,
     status: async (req) =>
       (await auth.isReader(bearerOf(req.headers.authorization))) ? fullStatus() : summary(),
@@ -234,9 +258,12 @@ export async function startRouterRole(cfg: PlatformConfig, deps: { logger: Logge
   feed.attach(lb, async (key) => ((await auth.isReader(key)) ? 'full' : 'public'));
   const lbPort = await listenOn(lb, 'LB_PORT', cfg.LB_PORT, cfg.BIND_HOST).catch(async (err) => {
     clearInterval(timer);
+    runs.close();
+    sharedRuns.close();
     await router.close();
     redis.disconnect();
     subscriber.disconnect();
+    runsSubscriber.disconnect();
     throw err;
   });
   feed.start();
@@ -258,12 +285,15 @@ export async function startRouterRole(cfg: PlatformConfig, deps: { logger: Logge
         while (router.concurrency() > 0 && Date.now() < deadline) await sleep(25);
         clearInterval(timer);
         feed.close();
+        runs.close();
         await router.close();
         await closed;
         // Its share goes back to the others at their next heartbeat, now that nothing is in flight.
         await presence.leave().catch(() => {});
+        sharedRuns.close();
         redis.disconnect();
         subscriber.disconnect();
+        runsSubscriber.disconnect();
       })();
       return stopped;
     },

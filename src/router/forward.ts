@@ -3,7 +3,7 @@
 // blame). A client that goes away aborts the upstream request. The caller holds the slot (a Lease) and
 // releases it once this resolves; this module only reports the answer's start for the stall detector.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classify, type ForwardOutcome } from './attribution.js';
 import { downstreamHeaders } from './headers.js';
@@ -30,6 +30,16 @@ export interface ForwardRequest {
   started: number;
   /** Called when the instance's answer starts (its status and headers are written to the client). */
   onHeaders?: ((instance: string, status: number, started: number) => void) | undefined;
+  /** Compression and the response cache (response-shaping.ts), when either is on for this request. */
+  shape?: AnswerShaper | undefined;
+}
+
+/**
+ * Where an answer's body goes instead of the response itself. When it returns another stream than
+ * `res`, that stream writes the head (it may rewrite the headers, or wait for the body's length).
+ */
+export interface AnswerShaper {
+  sink(res: ServerResponse, status: number, headers: Record<string, string | string[]>): Writable;
 }
 
 /**
@@ -91,9 +101,10 @@ export function forward(lease: Lease, f: ForwardRequest): Promise<ForwardOutcome
         const out = downstreamHeaders(headers as Record<string, string | string[] | undefined>);
         out[INSTANCE_HEADER] = up.id;
         if (f.responseHeaders) Object.assign(out, f.responseHeaders);
-        res.writeHead(statusCode, out);
+        const sink = f.shape ? f.shape.sink(res, statusCode, out) : res;
+        if (sink === res) res.writeHead(statusCode, out);
         f.onHeaders?.(up.id, statusCode, f.started);
-        return res;
+        return sink;
       },
       (err) => {
         if (!err) return done({ kind: 'response', status: res.statusCode });

@@ -10,6 +10,8 @@ import { type AllowedHosts, hostRefused } from '../core/allowed-hosts.js';
 import { YggError } from '../core/errors.js';
 import { sendError, sendJson } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
+import { sessionIdOf } from '../core/session.js';
+import { type RunService, wantsAsync } from '../runs/run-service.js';
 import { checkRequest } from './edge.js';
 import type { Router } from './router.js';
 import { refuseSocket } from './upgrade.js';
@@ -27,6 +29,8 @@ export interface LbServerOptions {
   skipUpgrade?: (req: IncomingMessage) => boolean;
   /** ALLOWED_HOSTS: the platform's own routes but /health answer only to these (proxied traffic is the agents'). */
   hosts?: AllowedHosts;
+  /** Runs that outlive the connection (Prefer: respond-async, /runs/{id}). */
+  runs?: RunService;
 }
 
 const AGENT_PREFIX = '/agent/';
@@ -71,15 +75,53 @@ export function createLbServer(opts: LbServerOptions): Server {
     const url = edge.target;
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
+    const runs = opts.runs;
     const handled = path.startsWith(AGENT_PREFIX)
       ? proxyToInstance(req, res, url, expectsContinue)
-      : local(req, res, path).then((done) =>
-          done ? undefined : router.proxy(req, res, url, expectsContinue),
-        );
+      : runs?.route(req, res, path)
+        ? undefined
+        : runs && wantsAsync(req)
+          ? startRun(runs, req, res, url)
+          : local(req, res, path).then((done) => {
+              if (done) return;
+              // SESSION_MULTITASK: only while some run is active is a plain request's session looked at.
+              if (runs?.busy) return afterSessionRuns(runs, req, res, url, expectsContinue);
+              return router.proxy(req, res, url, expectsContinue);
+            });
     Promise.resolve(handled).catch((err: unknown) => {
       opts.logger.error({ err }, 'load balancer request failed');
       sendError(res, new YggError('YGG_ERR_INTERNAL', 'unexpected error in the router'));
     });
+  };
+
+  /** A run: the client gate first (refused: no 202, no run), then the run service, holding the ticket. */
+  const startRun = async (runs: RunService, req: IncomingMessage, res: ServerResponse, url: string) => {
+    const ticket = await router.admitRun(req, res);
+    if (!ticket) return;
+    try {
+      await runs.accept(
+        req,
+        res,
+        (sink, body, timeoutMs) => router.proxyRun(req, sink, url, body, timeoutMs, ticket),
+        { session: sessionIdOf(req), ...(ticket.tenant !== undefined ? { tenant: ticket.tenant } : {}) },
+      );
+    } finally {
+      ticket.release();
+    }
+  };
+
+  /** A plain request of a session with an active run: SESSION_MULTITASK first (reject, interrupt, wait). */
+  const afterSessionRuns = async (
+    runs: RunService,
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: string,
+    expectsContinue: boolean,
+  ): Promise<void> => {
+    const session = sessionIdOf(req);
+    const refused = session === undefined ? undefined : await runs.sessionTurn(session, true);
+    if (refused) return sendError(res, refused);
+    return router.proxy(req, res, url, expectsContinue);
   };
 
   /** Runs `handle` once the response is the connection's current one (see the module comment). */

@@ -10,6 +10,8 @@ export interface RouterMetricsSource {
   queueLength: () => number;
   queueLimit: number;
   now: () => number;
+  /** Bytes the response cache holds (0 when it is off). */
+  cacheBytes?: () => number;
 }
 
 const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
@@ -54,8 +56,28 @@ export function createRouterMetrics(source: RouterMetricsSource, registry = new 
         this.set({ instance: u.id }, BREAKER_VALUE[u.breaker.state(now)]);
     },
   });
+  new Gauge({
+    name: 'yggdrasil_router_cache_bytes',
+    help: 'Bytes of answers the response cache holds (RESPONSE_CACHE_BYTES is its room).',
+    registers: [registry],
+    collect() {
+      this.set(source.cacheBytes?.() ?? 0);
+    },
+  });
   return {
     registry,
+    compressed: new Counter({
+      name: 'yggdrasil_router_compressed_responses_total',
+      help: 'Answers the router compressed (COMPRESSION=on), by coding.',
+      labelNames: ['encoding'],
+      registers: [registry],
+    }),
+    cache: new Counter({
+      name: 'yggdrasil_router_cache_total',
+      help: 'Response cache: hit (answered from it), miss (looked up, not there), stored (an answer kept).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
     // The three observed on every request are hot metrics (hot-metrics.ts): the same series, cheaper.
     requests: new HotCounter(
       'yggdrasil_router_requests_total',

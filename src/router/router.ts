@@ -5,7 +5,7 @@
 // breaker, stall detector, attribution, session store, backoff); this class wires them to sockets.
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type AddressList, parseAddressList } from '../core/address-list.js';
 import { type BackgroundErrorHandler, every } from '../core/background.js';
@@ -23,6 +23,7 @@ import { upstreamHeaders } from './headers.js';
 import { lazyBody } from './lazy-body.js';
 import { createRouterMetrics, type RouterMetrics } from './metrics.js';
 import type { PoolSource } from './pool-source.js';
+import { ResponseShaping } from './response-shaping.js';
 import { issuedTarget, issueSessionId, SESSION_MOVED_HEADER, sessionCookie } from './session-id.js';
 import { MemorySessionStore, type SessionStore } from './session-store.js';
 import { type Lease, SlotPool } from './slot-pool.js';
@@ -60,8 +61,31 @@ export interface RouterOptions {
     'auth' | 'keys' | 'rateRps' | 'rateBurst' | 'maxInflight' | 'maxSessions' | 'limiter'
   >;
   sessions?: SessionStore;
+  /** SESSION_MODE=dedicated: each session's requests go to its own instance, and nowhere else. */
+  dedicated?: SessionPlacer;
+  /** COMPRESSION=on: COMPRESSION_MIN_BYTES (undefined = compression off). */
+  compressMinBytes?: number | undefined;
+  /** RESPONSE_CACHE_BYTES (0 or undefined = no cache). */
+  responseCacheBytes?: number | undefined;
   random?: () => number;
   now?: () => number;
+}
+
+/** A run's admission (admitRun): the client it runs as, held until the run ends. */
+export interface RunTicket {
+  tenant: string | undefined;
+  release(): void;
+}
+
+/** A session's own instance (SESSION_MODE=dedicated), declared here, implemented by DedicatedSessions. */
+export interface SessionPlacer {
+  /**
+   * The session's instance, ready (claimed, started or resumed); throws the YggError to answer. With
+   * CLIENT_AUTH=keys a session belongs to the tenant that started it: another tenant is refused.
+   */
+  acquire(sessionId: string, tenant: string | undefined): Promise<{ instance: string; release(): void }>;
+  /** The session that owns an instance, if any. */
+  ownerOf(instance: string): string | undefined;
 }
 
 /** One client request on its way through the router. */
@@ -81,12 +105,18 @@ interface Exchange {
   tenant?: string | undefined;
   /** /agent/{id}/…: only this instance. */
   named?: Upstream;
+  /** A run (Prefer: respond-async): its body, read before the 202 (null: none). */
+  preread?: Buffer | null;
+  /** A run's own bound (RUN_TIMEOUT_MS) instead of REQUEST_TIMEOUT_MS. */
+  timeoutMs?: number;
 }
 
 /** A slot for a request, and whether the session's instance changed for it. */
 interface Placement {
   lease: Lease;
   moved: boolean;
+  /** A dedicated session's hold on its instance, released with the lease. */
+  hold?: { release(): void };
 }
 
 /** Bodies up to this size with a Content-Length are read before a slot is taken (Envoy buffers for retries the same way). */
@@ -104,6 +134,8 @@ export class Router {
   readonly slots: SlotPool;
   /** Per-client admission, when CLIENT_AUTH or a per-client limit is on. */
   private readonly clients: ClientGate | undefined;
+  /** Compression and the response cache; undefined when both are off. */
+  private readonly shaping: ResponseShaping | undefined;
   private readonly trusted: AddressList;
   private readonly random: () => number;
   private readonly now: () => number;
@@ -140,6 +172,17 @@ export class Router {
       queueLength: () => this.slots.queued,
       queueLimit: opts.queueMax,
       now: this.now,
+      cacheBytes: () => this.shaping?.cache?.bytes ?? 0,
+    });
+    const { compressed, cache } = this.metrics;
+    this.shaping = ResponseShaping.of({
+      compressMinBytes: opts.compressMinBytes,
+      cacheBytes: opts.responseCacheBytes,
+      now: this.now,
+      counters: {
+        compressed: (encoding) => compressed.labels({ encoding }),
+        cache: (result) => cache.labels({ result }),
+      },
     });
     this.slots = new SlotPool({
       upstreams: this.upstreams,
@@ -236,11 +279,17 @@ export class Router {
     const started = performance.now();
     const refused = this.admissionError(req);
     if (refused) return this.refuse(res, refused, started);
-    const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
-    const issueSession = this.opts.sessionAffinity && sessionId === undefined;
+    const { sessionId } = this.sessionOf(req);
+    const issueSession = this.opts.sessionAffinity && sessionId === undefined && !this.opts.dedicated;
     await this.admitted(req, res, started, sessionId, (tenant) =>
       this.run({ req, res, target, started, expectsContinue, sessionId, issueSession, tenant }),
     );
+  }
+
+  /** The request's session (with dedicated sessions, one it must name: see placeDedicated). */
+  private sessionOf(req: IncomingMessage): { sessionId: string | undefined } {
+    if (this.opts.dedicated) return { sessionId: sessionIdOf(req) };
+    return { sessionId: this.opts.sessionAffinity ? sessionIdOf(req) : undefined };
   }
 
   /** Runs `go` for a client the client gate lets in (directly when no per-client rule is on). */
@@ -263,6 +312,76 @@ export class Router {
     }
   }
 
+  /**
+   * What a run (Prefer: respond-async) must pass before its 202: shutdown, size and the client gate
+   * (key, rate, in-flight and session limits). Refused: the error is answered and undefined returned.
+   * Admitted: the ticket holds the client's in-flight budget until released (when the run ends).
+   */
+  async admitRun(req: IncomingMessage, res: ServerResponse): Promise<RunTicket | undefined> {
+    const started = performance.now();
+    const refused = this.admissionError(req);
+    if (refused) {
+      this.refuse(res, refused, started);
+      return undefined;
+    }
+    if (!this.clients) return { tenant: undefined, release: () => {} };
+    const a = await this.clients.admit(req, res);
+    if (a instanceof YggError) {
+      this.refuse(res, a, started);
+      return undefined;
+    }
+    const session = sessionIdOf(req);
+    const over = session === undefined ? undefined : this.clients.session(a, session);
+    if (over) {
+      a.release();
+      this.refuse(res, over, started);
+      return undefined;
+    }
+    return { tenant: a.tenant, release: () => a.release() };
+  }
+
+  /**
+   * Proxies a run's request, admitted by admitRun: its body was read before the 202, its answer goes
+   * to the run log's sink, and it is bounded by the run's timeout.
+   */
+  async proxyRun(
+    req: IncomingMessage,
+    sink: Writable,
+    target: string,
+    body: Buffer | null,
+    timeoutMs: number,
+    ticket: RunTicket,
+  ): Promise<void> {
+    const { sessionId } = this.sessionOf(req);
+    await this.run({
+      req,
+      res: sink as unknown as ServerResponse,
+      target,
+      started: performance.now(),
+      expectsContinue: false,
+      preread: body,
+      timeoutMs,
+      sessionId,
+      issueSession: false,
+      tenant: ticket.tenant,
+    });
+  }
+
+  /** The admission checks, then the exchange for the client the gate lets in (never a new session). */
+  private async admitThenRun(
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    ex: Omit<Exchange, 'req' | 'res' | 'started' | 'sessionId' | 'tenant' | 'issueSession'>,
+  ): Promise<void> {
+    const refused = this.admissionError(req);
+    if (refused) return this.refuse(res, refused, started);
+    const { sessionId } = ex.named ? { sessionId: sessionIdOf(req) } : this.sessionOf(req);
+    await this.admitted(req, res, started, sessionId, (tenant) =>
+      this.run({ ...ex, req, res, started, sessionId, issueSession: false, tenant }),
+    );
+  }
+
   /** Proxies a request to one named instance (GET /agent/{id}/health and friends). */
   async proxyTo(
     id: string,
@@ -272,6 +391,20 @@ export class Router {
     expectsContinue = false,
   ): Promise<void> {
     const started = performance.now();
+    const dedicated = this.opts.dedicated;
+    if (dedicated) {
+      // Only the session that owns an instance may reach it, and then through its session (a paused
+      // instance is resumed); to anyone else it is no instance at all.
+      const session = sessionIdOf(req);
+      if (session === undefined || dedicated.ownerOf(id) !== session) {
+        return this.refuse(
+          res,
+          new YggError('YGG_ERR_UNKNOWN_INSTANCE', `no instance ${id} in the pool`),
+          started,
+        );
+      }
+      return this.admitThenRun(req, res, started, { target, expectsContinue });
+    }
     const member = this.opts.pool.lookup(id);
     if (!member) {
       return this.refuse(
@@ -288,22 +421,7 @@ export class Router {
       });
       return this.refuse(res, err, started);
     }
-    const refused = this.admissionError(req);
-    if (refused) return this.refuse(res, refused, started);
-    const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
-    await this.admitted(req, res, started, sessionId, (tenant) =>
-      this.run({
-        req,
-        res,
-        target,
-        started,
-        expectsContinue,
-        sessionId,
-        issueSession: false,
-        named: up,
-        tenant,
-      }),
-    );
+    await this.admitThenRun(req, res, started, { target, expectsContinue, named: up });
   }
 
   /** Carries an Upgrade (WebSocket) to the session's instance; the connection holds a slot while open. */
@@ -311,7 +429,7 @@ export class Router {
     socket.on('error', () => socket.destroy());
     if (this.closing) return refuseSocket(socket, SHUTTING_DOWN());
     const extra: Record<string, string> = {};
-    const sessionId = this.opts.sessionAffinity ? sessionIdOf(req) : undefined;
+    const { sessionId } = this.sessionOf(req);
     // The client gate applies to WebSockets too; the connection holds its in-flight budget while open.
     const admission = this.clients ? await this.clients.admit(req) : undefined;
     if (admission instanceof YggError) return refuseSocket(socket, admission);
@@ -337,13 +455,13 @@ export class Router {
     let sessionId = requested;
     let placed: Placement;
     try {
-      placed = await this.place(socket, sessionId, undefined);
+      placed = await this.place(socket, sessionId, undefined, tenant);
     } catch (err) {
       if (err !== CLIENT_GONE) refuseSocket(socket, err as YggError);
       return;
     }
     const { lease } = placed;
-    if (this.opts.sessionAffinity && sessionId === undefined) {
+    if (this.opts.sessionAffinity && sessionId === undefined && !this.opts.dedicated) {
       sessionId = this.issueSession(lease.up);
       extra['set-cookie'] = sessionCookie(sessionId);
     }
@@ -369,6 +487,7 @@ export class Router {
       }
     } finally {
       lease.release(verdict);
+      placed.hold?.release();
     }
   }
 
@@ -400,6 +519,9 @@ export class Router {
     const { req, res } = ex;
     const method = req.method ?? 'GET';
     const bodyless = method === 'GET' || method === 'HEAD';
+    // A named instance's request and a run's are the instance's to answer, never the cache's.
+    const shape = this.shaping?.request(req, ex.target, ex.named === undefined && ex.preread === undefined);
+    if (shape?.answerFromCache(res)) return this.record('cache', res.statusCode, ex.started);
     // Only a client that sent Expect: 100-continue needs telling (no closure on the common path).
     let continued = false;
     const goOn = ex.expectsContinue
@@ -412,9 +534,14 @@ export class Router {
       : undefined;
     // A small body with a declared length is read first (before a slot is taken): one write upstream,
     // safe to send again on a retry, and a slow client holds no slot. Larger or chunked bodies stream.
-    let buffered: Buffer | null = null;
+    let buffered: Buffer | null = ex.preread ?? null;
     const declared = req.headers['content-length'];
-    if (!bodyless && declared !== undefined && Number(declared) <= SMALL_BODY_BYTES) {
+    if (
+      ex.preread === undefined &&
+      !bodyless &&
+      declared !== undefined &&
+      Number(declared) <= SMALL_BODY_BYTES
+    ) {
       goOn?.();
       try {
         buffered = await readBody(req, SMALL_BODY_BYTES, this.bodyDeadline);
@@ -428,6 +555,8 @@ export class Router {
       sessionId: ex.sessionId,
       tenant: ex.tenant,
     });
+    // A run is answered by the router: the agent answers it as a plain request.
+    if (ex.preread !== undefined) delete headers.prefer;
     let exclude: Upstream | undefined;
     let movedOnce = false;
     for (let attempt = 1; ; attempt++) {
@@ -435,7 +564,7 @@ export class Router {
       try {
         placed = ex.named
           ? { lease: this.slots.take(ex.named), moved: false }
-          : await this.place(res, ex.sessionId, exclude);
+          : await this.place(res, ex.sessionId, exclude, ex.tenant);
       } catch (err) {
         if (err === CLIENT_GONE) return this.record('none', 499, ex.started);
         return this.refuse(res, err as YggError, ex.started);
@@ -450,7 +579,7 @@ export class Router {
       }
       // A fresh lazy wrapper per attempt: an attempt that never connected leaves the body unread.
       const body =
-        bodyless || buffered
+        bodyless || buffered || ex.preread !== undefined
           ? null
           : lazyBody(req, {
               maxBytes: this.opts.maxBodyBytes,
@@ -467,13 +596,15 @@ export class Router {
           headers,
           body: buffered ?? body?.stream ?? null,
           bodyError: body?.failure,
-          timeoutMs: this.opts.requestTimeoutMs,
+          timeoutMs: ex.timeoutMs ?? this.opts.requestTimeoutMs,
           responseHeaders: movedOnce ? MOVED : undefined,
           started: ex.started,
           onHeaders: this.onHeaders,
+          shape,
         });
       } finally {
         lease.release(verdictOf(outcome, this.opts.breakerCount5xx ?? false));
+        placed.hold?.release();
       }
       switch (outcome.kind) {
         case 'response':
@@ -486,7 +617,8 @@ export class Router {
             bodyStarted: body?.started() ?? false,
             attempt,
             maxRetries: this.opts.maxRetries,
-            named: ex.named !== undefined,
+            // A named instance, or a dedicated session's own: there is nowhere else to send it.
+            named: ex.named !== undefined || placed.hold !== undefined,
           });
           if (retry) {
             this.metrics.retries.inc({ reason: 'unreached' });
@@ -519,7 +651,19 @@ export class Router {
     gone: EventEmitter,
     sessionId: string | undefined,
     exclude: Upstream | undefined,
+    tenant?: string | undefined,
   ): Promise<Placement> {
+    if (this.opts.dedicated) {
+      // An instance is made for every new session: never for an anonymous request (a probe, a curl,
+      // a bot), which would hold one for SESSION_IDLE_DELETE_MS.
+      if (sessionId === undefined) {
+        throw new YggError(
+          'YGG_ERR_SESSION_REQUIRED',
+          'SESSION_MODE=dedicated: name the session with X-Session-Id or the ygg_session cookie',
+        );
+      }
+      return this.placeDedicated(gone, sessionId, tenant);
+    }
     const now = this.now();
     let pinned: Upstream | undefined;
     let moved = exclude !== undefined;
@@ -572,6 +716,43 @@ export class Router {
     const lease = await this.slots.wait(gone, null);
     this.bindSession(sessionId, lease.up, known ? 'moved' : 'new');
     return { lease, moved: moved && known };
+  }
+
+  /** A slot on the session's own instance (claimed, started or resumed for it), and nowhere else. */
+  private async placeDedicated(
+    gone: EventEmitter,
+    sessionId: string,
+    tenant: string | undefined,
+  ): Promise<Placement> {
+    const hold = await this.opts.dedicated!.acquire(sessionId, tenant);
+    try {
+      const up = this.upstreams.get(hold.instance);
+      if (!up || up.draining) {
+        throw new YggError(
+          'YGG_ERR_INSTANCE_NOT_READY',
+          `the instance of this session (${hold.instance}) is not ready`,
+          {
+            retryAfterSeconds: 1,
+          },
+        );
+      }
+      const lease = this.slots.tryTake(up) ?? (await this.slots.wait(gone, up.id));
+      if (lease.up !== up) {
+        // Its instance went while the request waited: it may not go to another session's.
+        lease.release('neutral');
+        throw new YggError(
+          'YGG_ERR_INSTANCE_NOT_READY',
+          `the instance of this session (${hold.instance}) went away`,
+          {
+            retryAfterSeconds: 1,
+          },
+        );
+      }
+      return { lease, moved: false, hold };
+    } catch (err) {
+      hold.release();
+      throw err;
+    }
   }
 
   /** The upstream of a binding when it can take the session's request now. */

@@ -33,6 +33,7 @@ interface Running {
   handle: InstanceHandle;
   containerId: string;
   stopping: boolean;
+  paused?: boolean;
 }
 
 /** Turns an engine error into one a person can act on. */
@@ -174,10 +175,39 @@ export class DockerDriver implements InstanceDriver {
     if (!r) return;
     r.stopping = true;
     const c = this.docker.getContainer(r.containerId);
+    // A paused container cannot take its SIGTERM: thaw it first, so it drains.
+    if (r.paused) await c.unpause().catch(() => {});
     // docker stop sends SIGTERM, then SIGKILL after t seconds.
     await c.stop({ t: Math.max(0, Math.ceil(graceMs / 1000)) }).catch(() => {});
     await c.remove({ force: true }).catch(() => {});
     if (this.running.get(id) === r) this.running.delete(id);
+  }
+
+  /** docker pause: the cgroup freezer stops every process of the container; memory is kept. */
+  async pause(id: string): Promise<void> {
+    const r = this.owned(id);
+    try {
+      await this.docker.getContainer(r.containerId).pause();
+    } catch (err) {
+      throw engineError(`pausing ${id}`, err);
+    }
+    r.paused = true;
+  }
+
+  async resume(id: string): Promise<void> {
+    const r = this.owned(id);
+    try {
+      await this.docker.getContainer(r.containerId).unpause();
+    } catch (err) {
+      throw engineError(`resuming ${id}`, err);
+    }
+    r.paused = false;
+  }
+
+  private owned(id: string): Running {
+    const r = this.running.get(id);
+    if (!r) throw new YggError('YGG_ERR_DRIVER', `no container of instance ${id}`);
+    return r;
   }
 
   async usage(id: string): Promise<ResourceUsage | undefined> {

@@ -67,6 +67,13 @@ export interface InstanceDriver extends DriverBase {
   /** Called once for every instance that exits, whether asked to or not. */
   onExit(listener: (exit: ExitInfo) => void): void;
   /**
+   * Freezes a running instance: it keeps its memory and uses no CPU (SIGSTOP to its process group,
+   * docker pause). stop() of a paused instance still drains it (the driver thaws it for its SIGTERM).
+   */
+  pause(id: string): Promise<void>;
+  /** Thaws a paused instance; resolves once it runs again. */
+  resume(id: string): Promise<void>;
+  /**
    * Forgets every instance without stopping it, for another controller to adopt (a deposed leader).
    * Absent where instances cannot outlive this process (local processes).
    */
@@ -103,8 +110,15 @@ export interface ReplicaDriver extends DriverBase {
   scale(count: number, opts?: { preferVictims?: readonly string[] }): Promise<void>;
   /** Calls `listener` with every snapshot from now on (the current one first); returns the unsubscribe. */
   watch(listener: (snapshot: ReplicaSnapshot) => void): () => void;
+  /**
+   * Resolves once the engine has been read a first time after watch() (before that a snapshot may be
+   * empty only because nothing was read yet): what a restarted controller adopts.
+   */
+  synced(): Promise<void>;
   /** Removes what this driver created on the engine (the service, the Deployment). */
   down?(): Promise<boolean>;
+  /** What down() removes, in words: "swarm service ygg-agents". */
+  readonly target: string;
 }
 
 export type RuntimeDriver = InstanceDriver | ReplicaDriver;

@@ -199,6 +199,8 @@ export class ProcessDriver implements InstanceDriver {
     r.stopping = true;
     const deadline = Date.now() + graceMs;
     killGroup(r.child, 'SIGTERM');
+    // A paused (SIGSTOPped) group holds the TERM until it runs again: thaw it to drain.
+    killGroup(r.child, 'SIGCONT');
     const timer = setTimeout(() => killGroup(r.child, 'SIGKILL'), graceMs);
     try {
       await r.exited;
@@ -210,6 +212,19 @@ export class ProcessDriver implements InstanceDriver {
     }
     killGroup(r.child, 'SIGKILL');
     stopWatchdog(r.watchdog);
+  }
+
+  /** SIGSTOP to the whole group: the agent and anything it started freeze, memory kept, no CPU. */
+  async pause(id: string): Promise<void> {
+    const r = this.running.get(id);
+    if (!r) throw new YggError('YGG_ERR_DRIVER', `no instance ${id} to pause`);
+    killGroup(r.child, 'SIGSTOP');
+  }
+
+  async resume(id: string): Promise<void> {
+    const r = this.running.get(id);
+    if (!r) throw new YggError('YGG_ERR_DRIVER', `no instance ${id} to resume`);
+    killGroup(r.child, 'SIGCONT');
   }
 
   async usage(id: string): Promise<ResourceUsage | undefined> {

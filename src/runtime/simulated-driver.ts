@@ -111,6 +111,10 @@ export class SimulatedDriver implements InstanceDriver {
     this.exitListeners.push(listener);
   }
 
+  async pause(): Promise<void> {}
+
+  async resume(): Promise<void> {}
+
   /** Ids of the simulated instances running now. */
   ids(): string[] {
     return [...this.instances.keys()];

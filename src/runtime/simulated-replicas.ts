@@ -15,6 +15,7 @@ export interface SimulatedReplicasOptions {
 
 export class SimulatedReplicas implements ReplicaDriver {
   readonly kind = 'simulated-replicas';
+  readonly target = 'simulated replicas';
   readonly mode = 'replicas' as const;
   readonly cpuLimitCores = 1;
   private desired = 0;
@@ -37,6 +38,8 @@ export class SimulatedReplicas implements ReplicaDriver {
     listener(this.snapshot());
     return () => this.listeners.delete(listener);
   }
+
+  async synced(): Promise<void> {}
 
   /** A person (or an HPA) sets the count on the engine itself. */
   setDesiredExternally(count: number): void {

@@ -49,6 +49,17 @@ describe('replicaOf (a Swarm task as a replica)', () => {
       want: undefined,
     },
   ];
+  it('on a network (DOCKER_PUBLISH_PORTS=false): its address there, port 8080', () => {
+    const t = {
+      ...task('running', 'running'),
+      NetworksAttachments: [
+        { Network: { Spec: { Name: 'ingress' } }, Addresses: ['10.0.0.7/24'] },
+        { Network: { Spec: { Name: 'ygg-agents' } }, Addresses: ['10.0.9.4/24'] },
+      ],
+    };
+    assert.deepEqual(replicaOf(t, true, 'ygg-agents')?.endpoint, { host: '10.0.9.4', port: 8080 });
+    assert.equal(replicaOf(t, true, 'other')?.endpoint, undefined);
+  });
   for (const c of table) {
     it(c.name, () => {
       const r = replicaOf(c.t, c.healthy);

@@ -24,6 +24,11 @@ export interface SwarmDriverOptions {
   memoryReservationBytes: number;
   /** Publish each task's port on the host (mode host): for a router on the host, reached on 127.0.0.1. */
   publishPorts: boolean;
+  /**
+   * Without published ports: the overlay network (attachable) the tasks join and the routers are on;
+   * tasks are reached at their address there (DOCKER_NETWORK; deploy/swarm/stack.yml makes it).
+   */
+  network?: string;
   logger: Logger;
   /** How often the tasks are read. @default 500 */
   pollMs?: number;
@@ -50,6 +55,7 @@ const STARTING = new Set([
 interface ServiceSpec {
   Name?: string;
   Mode?: { Replicated?: { Replicas?: number } };
+  TaskTemplate?: { ContainerSpec?: { Image?: string } };
   [field: string]: unknown;
 }
 
@@ -63,12 +69,33 @@ interface TaskInfo {
     ContainerStatus?: { ContainerID?: string };
     PortStatus?: { Ports?: Array<{ TargetPort?: number; PublishedPort?: number }> };
   };
+  NetworksAttachments?: Array<{ Network?: { Spec?: { Name?: string } }; Addresses?: string[] }>;
+}
+
+/** An image reference without the digest Swarm may pin it to: "a:tag@sha256:…" → "a:tag". */
+export function imageName(ref: string | undefined): string | undefined {
+  return ref?.split('@')[0];
+}
+
+function publishedEndpoint(t: TaskInfo): Replica['endpoint'] {
+  const port = t.Status.PortStatus?.Ports?.find((p) => p.TargetPort === AGENT_PORT)?.PublishedPort;
+  return port ? { host: '127.0.0.1', port } : undefined;
+}
+
+function networkEndpoint(t: TaskInfo, network: string): Replica['endpoint'] {
+  const a = t.NetworksAttachments?.find((n) => n.Network?.Spec?.Name === network)?.Addresses?.[0];
+  return a ? { host: a.split('/')[0]!, port: AGENT_PORT } : undefined;
 }
 
 /** A task as a replica, or undefined when it is done (pure). */
-export function replicaOf(t: TaskInfo, healthy: boolean | undefined): Replica | undefined {
+export function replicaOf(
+  t: TaskInfo,
+  healthy: boolean | undefined,
+  /** Reach the task by its address on this network (a router on it), not by a published port. */
+  network?: string,
+): Replica | undefined {
   const state = t.Status.State;
-  const port = t.Status.PortStatus?.Ports?.find((p) => p.TargetPort === AGENT_PORT)?.PublishedPort;
+  const endpoint = network ? networkEndpoint(t, network) : publishedEndpoint(t);
   let condition: ReplicaCondition;
   if (t.DesiredState !== 'running') {
     if (state !== 'running') return undefined;
@@ -81,7 +108,7 @@ export function replicaOf(t: TaskInfo, healthy: boolean | undefined): Replica | 
   return {
     id: t.ID,
     incarnation: t.ID,
-    endpoint: port ? { host: '127.0.0.1', port } : undefined,
+    endpoint,
     condition,
     meta: {
       task: t.ID.slice(0, 12),
@@ -115,6 +142,10 @@ export class SwarmDriver implements ReplicaDriver {
     return `${this.opts.owner}-agents`;
   }
 
+  get target(): string {
+    return `swarm service ${this.serviceName}`;
+  }
+
   /** Scale calls run one at a time (two first calls would both create the service). */
   scale(count: number, o: { preferVictims?: readonly string[] } = {}): Promise<void> {
     const run = this.scaling.then(() => this.scaleNow(count, o));
@@ -135,6 +166,15 @@ export class SwarmDriver implements ReplicaDriver {
       await this.drainTasks(o.preferVictims.slice(0, current - count));
     await this.update((spec) => {
       spec.Mode = { Replicated: { Replicas: count } };
+      // AGENT_IMAGE changed since the service was made: Swarm rolls it out (start-first, one at a time).
+      const c = spec.TaskTemplate?.ContainerSpec;
+      if (c && imageName(c.Image) !== imageName(this.opts.image)) {
+        this.opts.logger.info(
+          { from: c.Image, to: this.opts.image },
+          'rolling the agents out to a new image',
+        );
+        c.Image = this.opts.image;
+      }
     });
   }
 
@@ -146,8 +186,20 @@ export class SwarmDriver implements ReplicaDriver {
         this.opts.logger.warn({ err: err.message }, 'reading the swarm tasks failed'),
       );
     });
-    void this.poll().catch(() => {});
+    void this.poll()
+      .catch(() => {})
+      .finally(() => this.markSynced());
     return () => this.listeners.delete(listener);
+  }
+
+  private markSynced: () => void = () => {};
+  private readonly first = new Promise<void>((r) => {
+    this.markSynced = r;
+  });
+
+  /** After the first read of the service and its tasks (even a failed one: the engine is then down). */
+  synced(): Promise<void> {
+    return this.first;
   }
 
   /** Reads the service and its tasks, and tells the watchers when anything changed. */
@@ -159,7 +211,7 @@ export class SwarmDriver implements ReplicaDriver {
       : [];
     const replicas: Replica[] = [];
     for (const t of tasks) {
-      const r = replicaOf(t, await this.health(t));
+      const r = replicaOf(t, await this.health(t), this.opts.publishPorts ? undefined : this.opts.network);
       if (r) replicas.push(r);
     }
     replicas.sort((a, b) => Number(a.meta.slot) - Number(b.meta.slot));
@@ -235,6 +287,7 @@ export class SwarmDriver implements ReplicaDriver {
         },
         // Exit 0 (a drained victim) stays stopped; a crash is restarted.
         RestartPolicy: { Condition: 'on-failure', Delay: 100_000_000 },
+        ...(!o.publishPorts && o.network ? { Networks: [{ Target: o.network }] } : {}),
       },
       Mode: { Replicated: { Replicas: count } },
       UpdateConfig: { Order: 'start-first', Parallelism: 1, FailureAction: 'rollback' },

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 const SCRIPT = [
   'while read -r _; do :; done', // until EOF: the platform is gone
   'kill -s TERM -- "-$1" 2>/dev/null || exit 0',
+  'kill -s CONT -- "-$1" 2>/dev/null', // a paused group handles its TERM only once it runs
   'i=0',
   'while kill -s 0 -- "-$1" 2>/dev/null && [ "$i" -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done',
   'kill -s KILL -- "-$1" 2>/dev/null',

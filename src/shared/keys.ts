@@ -23,6 +23,13 @@ export interface SharedKeys {
   sessionsPrefix: string;
   /** Prefix of the per-client rate limit keys. */
   rateLimits: string;
+  /** A run's record (hash), its events (stream, ids `n-0`, the end `n-1`) and its body (string). */
+  run(id: string): string;
+  runEvents(id: string): string;
+  runBody(id: string): string;
+  /** Run ids whose record changed (pub/sub), and runs to cancel wherever they run. */
+  runsChanged: string;
+  runsCancel: string;
 }
 
 export function sharedKeys(prefix: string): SharedKeys {
@@ -39,5 +46,10 @@ export function sharedKeys(prefix: string): SharedKeys {
     sessionsOf: (id) => `${p}:sessions:${id}`,
     sessionsPrefix: `${p}:sessions:`,
     rateLimits: `${p}:rl`,
+    run: (id) => `${p}:run:${id}`,
+    runEvents: (id) => `${p}:run:${id}:events`,
+    runBody: (id) => `${p}:run:${id}:body`,
+    runsChanged: `${p}:runs:changed`,
+    runsCancel: `${p}:runs:cancel`,
   };
 }

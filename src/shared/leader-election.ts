@@ -1,17 +1,34 @@
-// The controllers' election: one leads through a lease in Redis with a fencing token (the term); the
-// others stand by and campaign every third of the lease. Decisions come from lease.ts; this class
-// talks to Redis and tells its owner when it is elected or deposed.
-import type { Redis } from 'ioredis';
+// The controllers' election: one leads through a lease with a fencing token (the term); the others
+// stand by and campaign every third of the lease. The lease lives in a LeaseStore: Redis (its scripts),
+// or a Kubernetes Lease (kube-lease-store.ts) with the term still handed out by Redis. Decisions come
+// from lease.ts; this class campaigns and tells its owner when it is elected or deposed.
 import type { BackgroundErrorHandler } from '../core/background.js';
 import { every } from '../core/background.js';
 import type { SharedKeys } from './keys.js';
 import { type LeaseAnswer, type LeaseView, mayAct, mayScale, NO_LEASE, nextLease } from './lease.js';
 import type { SharedScripts } from './scripts.js';
 
+/** Where the lease is held. Answers as the Redis scripts do: [won 1|0, term, holder]; 1|0. */
+export interface LeaseStore {
+  acquire(holder: string, leaseMs: number): Promise<[number, number, string]>;
+  renew(holder: string, term: number, leaseMs: number): Promise<number>;
+  release(holder: string, term: number): Promise<number>;
+  /** Where, in words (status and logs): "redis", "Lease ns/name". */
+  readonly where: string;
+}
+
+/** The lease in Redis: the leader key with the holder and term, the term key INCRed by each new leader. */
+export function redisLeaseStore(scripts: SharedScripts, keys: SharedKeys): LeaseStore {
+  return {
+    where: 'redis',
+    acquire: (holder, leaseMs) => scripts.acquire(keys.leader, keys.term, holder, leaseMs),
+    renew: (holder, term, leaseMs) => scripts.renew(keys.leader, keys.term, holder, term, leaseMs),
+    release: (holder, term) => scripts.release(keys.leader, holder, term),
+  };
+}
+
 export interface LeaderElectionOptions {
-  redis: Redis;
-  scripts: SharedScripts;
-  keys: SharedKeys;
+  store: LeaseStore;
   /** This controller's name in the lease (shown as leadership.holder). */
   holder: string;
   /** LEADER_LEASE_MS. */
@@ -27,6 +44,8 @@ export interface Leadership {
   leader: boolean;
   holder: string | null;
   term: number;
+  /** Where the lease is held: "redis", "Lease ns/name". */
+  via: string;
 }
 
 export class LeaderElection {
@@ -58,7 +77,12 @@ export class LeaderElection {
   }
 
   status(): Leadership {
-    return { leader: this.view.leading, holder: this.view.holder, term: this.view.term };
+    return {
+      leader: this.view.leading,
+      holder: this.view.holder,
+      term: this.view.term,
+      via: this.opts.store.where,
+    };
   }
 
   get term(): number {
@@ -85,21 +109,21 @@ export class LeaderElection {
     this.timer = undefined;
     await this.running?.catch(() => {});
     if (this.view.leading) {
-      await this.opts.scripts.release(this.opts.keys.leader, this.opts.holder, this.view.term).catch(() => 0);
+      await this.opts.store.release(this.opts.holder, this.view.term).catch(() => 0);
       this.view = { ...this.view, leading: false };
     }
   }
 
   private async campaign(): Promise<void> {
-    const { keys, scripts, holder, leaseMs } = this.opts;
+    const { store, holder, leaseMs } = this.opts;
     const sentAt = this.now();
     let answer: LeaseAnswer;
     try {
       if (this.view.leading) {
-        const ok = await scripts.renew(keys.leader, keys.term, holder, this.view.term, leaseMs);
+        const ok = await store.renew(holder, this.view.term, leaseMs);
         answer = ok === 1 ? { kind: 'renewed', sentAt } : { kind: 'lost' };
       } else {
-        const [won, term, who] = await scripts.acquire(keys.leader, keys.term, holder, leaseMs);
+        const [won, term, who] = await store.acquire(holder, leaseMs);
         answer =
           won === 1
             ? { kind: 'acquired', term, holder: who, sentAt }
@@ -113,7 +137,7 @@ export class LeaderElection {
     this.view = view;
     if (this.timer === undefined && change === 'elected') {
       // Stopped meanwhile: give the lease straight back.
-      await scripts.release(keys.leader, holder, view.term).catch(() => 0);
+      await store.release(holder, view.term).catch(() => 0);
       this.view = { ...view, leading: false };
       return;
     }

@@ -7,7 +7,15 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Platform } from '../../src/platform.js';
 import { logLines, metric, routerMetrics, settled, withCountingPlatform } from '../helpers/agents.js';
+import { ON_HAPROXY } from '../helpers/platform.js';
 import { collect, exchange, open, portOf } from '../helpers/raw.js';
+
+/** Refused by HAProxy's HTTP/1 parser itself, before any rule of the configuration. */
+const HAPROXY_PARSER_REFUSES = new Set([
+  'absolute form, foreign authority',
+  'duplicate Host',
+  'unparsable header',
+]);
 
 interface Echo {
   agentId: string;
@@ -125,8 +133,12 @@ describe('malformed requests are refused at the edge', () => {
             const [res, ...more] = await exchange(port, raw, { count: 1 });
             assert.ok(res, `${name}: no answer`);
             assert.equal(res.status, 400, `${name}: ${res.status} ${res.body}`);
-            assert.match(res.headers['content-type'] ?? '', /application\/json/, name);
-            assert.equal(errorCode(res.body), 'YGG_ERR_BAD_REQUEST', name);
+            // HAProxy 2.6's own parser answers its refusals with its built-in page (errorfile is not
+            // used there); what its rules refuse gets the JSON (README: Data planes).
+            if (!(ON_HAPROXY && HAPROXY_PARSER_REFUSES.has(name))) {
+              assert.match(res.headers['content-type'] ?? '', /application\/json/, name);
+              assert.equal(errorCode(res.body), 'YGG_ERR_BAD_REQUEST', name);
+            }
             assert.equal(res.headers['x-yggdrasil-instance'], undefined, `${name} reached an instance`);
             assert.equal(more.length, 0);
           }
@@ -194,7 +206,9 @@ describe('Expect: 100-continue', () => {
         assert.equal(res?.status, 200, res?.body);
         const echo = JSON.parse(res!.body) as Echo;
         assert.equal(echo.bytes, size);
-        assert.equal(echo.headers.expect, undefined, 'the router answered the expectation itself');
+        // HAProxy passes the expectation on, and the agent's server answers it: the client sees the same.
+        if (!ON_HAPROXY)
+          assert.equal(echo.headers.expect, undefined, 'the router answered the expectation itself');
         await breakersUntouched(p);
       },
     );
@@ -241,7 +255,9 @@ describe('Host and forwarding headers', () => {
         assert.equal(h['x-forwarded-for'], '127.0.0.1');
         assert.equal(h['x-forwarded-host'], 'public.example:8443');
         assert.equal(h['x-forwarded-proto'], 'http');
-        assert.equal(h.forwarded, 'for=127.0.0.1;host="public.example:8443";proto=http');
+        if (ON_HAPROXY)
+          assert.equal(h.forwarded, undefined, 'HAProxy drops a client’s Forwarded and sets none');
+        else assert.equal(h.forwarded, 'for=127.0.0.1;host="public.example:8443";proto=http');
 
         // A redirect the agent builds from Host points back at the load balancer, not at the agent.
         const [redirect] = await exchange(port, `GET /redirect HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, {
@@ -253,7 +269,9 @@ describe('Host and forwarding headers', () => {
     );
   });
 
-  it('from a peer in TRUSTED_PROXIES the client values are kept and extended', async () => {
+  it('from a peer in TRUSTED_PROXIES the client values are kept and extended', {
+    skip: ON_HAPROXY && 'DATAPLANE=haproxy: TRUSTED_PROXIES not supported (README: Data planes)',
+  }, async () => {
     await withCountingPlatform(
       { MIN_INSTANCES: '1', MAX_INSTANCES: '1', TRUSTED_PROXIES: '127.0.0.0/8,::1' },
       () => ({}),
@@ -274,7 +292,9 @@ describe('Host and forwarding headers', () => {
     );
   });
 
-  it('the session id the router issues reaches the agent on that same first request', async () => {
+  it('the session id the router issues reaches the agent on that same first request', {
+    skip: ON_HAPROXY && 'DATAPLANE=haproxy: no session cookie is issued (README: Data planes)',
+  }, async () => {
     await withCountingPlatform(
       { MIN_INSTANCES: '2', MAX_INSTANCES: '2' },
       () => ({}),
@@ -317,7 +337,10 @@ describe('timeouts', () => {
     );
   });
 
-  it('a slow upload is cut at CLIENT_BODY_TIMEOUT_MS with 408, frees its slot and blames no instance', async () => {
+  it('a slow upload is cut at CLIENT_BODY_TIMEOUT_MS with 408, frees its slot and blames no instance', {
+    skip:
+      ON_HAPROXY && 'DATAPLANE=haproxy: CLIENT_BODY_TIMEOUT_MS bounds the head only (README: Data planes)',
+  }, async () => {
     await withCountingPlatform(
       {
         MIN_INSTANCES: '1',
@@ -354,7 +377,11 @@ describe('timeouts', () => {
 });
 
 describe('answers of an instance', () => {
-  it("an agent's 500s do not open its breaker by default (gateway failures only), 503s do", async () => {
+  it("an agent's 500s do not open its breaker by default (gateway failures only), 503s do", {
+    skip:
+      ON_HAPROXY &&
+      'DATAPLANE=haproxy: ejection is HAProxy’s error-limit on connection failures (README: Data planes)',
+  }, async () => {
     await withCountingPlatform(
       { MIN_INSTANCES: '1', MAX_INSTANCES: '1', BREAKER_FAILURES: '3' },
       (dir) => ({ MODE_FILE: join(dir, 'mode') }),

@@ -49,11 +49,16 @@ export function logLines(file: string): string[][] {
     .map((l) => l.split(' '));
 }
 
-/** Waits until the router has released every slot (breaker bookkeeping of the last answer is done). */
+/**
+ * Waits until the router has released every slot (breaker bookkeeping of the last answer is done),
+ * and HAProxy too when it carries the traffic.
+ */
 export const settled = (p: Platform, timeoutMs = 10_000) =>
   waitFor(
-    'the router to release every slot',
-    () => p.router.upstreams.all().every((u) => u.inflight === 0) && p.router.queued() === 0,
+    'the data plane to release every slot',
+    () =>
+      p.router.upstreams.all().every((u) => u.inflight === 0 && p.inflight(u.id) === 0) &&
+      p.router.queued() === 0,
     timeoutMs,
   );
 

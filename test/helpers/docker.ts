@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { LABEL_OWNER } from '../../src/runtime/docker-driver.js';
+import { runTestFile } from './spawn.js';
 
 export const docker = new Docker();
 const root = new URL('../..', import.meta.url).pathname;
@@ -59,4 +60,19 @@ export async function removeOwned(owner: string, network: string): Promise<void>
     .getNetwork(network)
     .remove()
     .catch(() => {});
+}
+
+/**
+ * Runs one test file again on containers: a fresh test runner (not a subtest of this one) with
+ * TEST_DRIVER=docker and an owner of its own, whose containers and network are removed after it.
+ * Resolves with its exit status, passes and failures; prints its failing lines when it failed.
+ */
+export async function runOnContainers(
+  file: string,
+): Promise<{ status: number | null; passes: number; failures: number }> {
+  ensureFreshImage('agent');
+  const owner = testOwner().DOCKER_OWNER;
+  const r = runTestFile(file, { TEST_DRIVER: 'docker', TEST_DOCKER_OWNER: owner });
+  await removeOwned(owner, owner);
+  return r;
 }

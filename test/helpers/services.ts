@@ -10,6 +10,9 @@ export const DEBIAN_PYTHON = '/usr/bin/python3';
 /** The Debian Chromium the browser tests drive (playwright-core never downloads a browser here). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
+/** Where .ci/build-kubernetes caches kube-apiserver and kube-controller-manager. */
+export const KUBE_BIN_DIR = process.env.KUBE_BIN_DIR ?? '/var/cache/yggdrasil/kubernetes/bin';
+
 function works(cmd: string, args: string[]): boolean {
   try {
     execFileSync(cmd, args, { stdio: 'ignore', timeout: 15_000 });
@@ -25,6 +28,7 @@ const checks = {
     install: 'apt-get install wrk',
   },
   nginx: { ok: () => works('nginx', ['-v']), install: 'apt-get install nginx' },
+  haproxy: { ok: () => works('haproxy', ['-v']), install: 'apt-get install haproxy' },
   hey: { ok: () => works('sh', ['-c', 'command -v hey']), install: 'apt-get install hey' },
   docker: { ok: () => works('docker', ['info']), install: 'apt-get install docker.io and start dockerd' },
   'docker-compose': {
@@ -41,6 +45,14 @@ const checks = {
   swarm: {
     ok: () => works('sh', ['-c', "docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active"]),
     install: 'a single-node swarm: docker swarm init --advertise-addr 127.0.0.1',
+  },
+  kubernetes: {
+    ok: () =>
+      works('etcd', ['--version']) &&
+      works(`${KUBE_BIN_DIR}/kube-apiserver`, ['--version']) &&
+      works(`${KUBE_BIN_DIR}/kube-controller-manager`, ['--version']),
+    install:
+      'apt-get install etcd-server, then .ci/build-kubernetes (kube-apiserver and kube-controller-manager)',
   },
   fastapi: {
     ok: () => works(DEBIAN_PYTHON, ['-c', 'import fastapi, uvicorn, httpx']),

@@ -1,0 +1,438 @@
+// DATAPLANE=haproxy: the one owner of the HAProxy process. It writes the configuration (pure:
+// haproxy-config.ts), starts `haproxy` in the foreground in a process group of its own with the
+// platform's watchdog (it dies with the platform, even after SIGKILL), and programs it through the
+// Runtime API as the pool changes, without reloads: a server per ready instance (added, then set
+// ready), maintenance to drain one (no new requests; in-flight ones finish), deleted once it holds no
+// connection. It reads `show stat` for the autoscaler (in flight and queued per server). A HAProxy that
+// dies is started again (200 ms, then twice as long each time, up to 10 s) and given the pool again.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../core/logger.js';
+import { configError } from '../core/options.js';
+import type { PoolMember } from '../core/pool.js';
+import { freePort } from '../runtime/free-port.js';
+import { startWatchdog, stopWatchdog } from '../runtime/watchdog.js';
+import {
+  addServerCommand,
+  errorFiles,
+  fillSlotCommands,
+  type HaproxyConfigInput,
+  parseShowStat,
+  renderHaproxyConfig,
+  type ServerOptions,
+  type ServerStat,
+  slotOf,
+} from './haproxy-config.js';
+import { type Drift, driftOf } from './haproxy-drift.js';
+import { HaproxyRuntime } from './haproxy-runtime.js';
+
+export interface HaproxyDataplaneOptions
+  extends Omit<
+    HaproxyConfigInput,
+    'socketPath' | 'errorDir' | 'bind' | 'activatorPort' | 'metricsPort' | 'server'
+  > {
+  /** BIND_HOST: where HAProxy listens (the port comes with start()). */
+  host: string;
+  maxConcurrency: number;
+  queueMax: number;
+  healthIntervalMs: number;
+  breakerFailures: number;
+  /** BREAKER_COUNT_5XX. */
+  breakerCount5xx?: boolean;
+  drainTimeoutMs: number;
+  logger: Logger;
+  /** The haproxy binary. @default 'haproxy' */
+  binary?: string;
+}
+
+/** The other data plane, declared here, given by the platform. */
+export interface Failover {
+  /** Serve the load balancer port now (HAProxy has exited). */
+  take(port: number): Promise<void>;
+  /** Give the port back (HAProxy is about to be started on it). */
+  release(): Promise<void>;
+}
+
+interface Server {
+  incarnation: string;
+  state: 'ready' | 'draining';
+  /** When its last command was done: a `show stat` asked before then does not judge it. */
+  at: number;
+  /** When it was put in maintenance: until `show stat` is read after that, its in-flight is unknown. */
+  maintAt?: number;
+  /** Added with `add server` (past the template's slots): deleted when it goes. */
+  added: boolean;
+}
+
+/** How often `show stat` is read (the autoscaler's signal and the drain's in-flight count). */
+const STAT_INTERVAL_MS = 250;
+/** A change HAProxy refused (or a socket error) is tried again after this, doubling up to 5 s. */
+const FIRST_RETRY_MS = 100;
+/** A HAProxy that died is started again after this, then twice as long each time it fails, up to 10 s. */
+const FIRST_RESTART_MS = 200;
+
+export class HaproxyDataplane {
+  /** Its configuration, error files and admin socket: made by start(), removed by close(). */
+  private dir = '';
+  private runtime = new HaproxyRuntime('');
+  private readonly servers = new Map<string, Server>();
+  private child: ChildProcess | undefined;
+  private watchdog: ChildProcess | undefined;
+  private wanted: PoolMember[] = [];
+  private applying: Promise<void> = Promise.resolve();
+  private stats = new Map<string, ServerStat>();
+  private backendQueued = 0;
+  private statTimer: NodeJS.Timeout | undefined;
+  private stderr = '';
+  private closed = false;
+  private port = 0;
+  private metricsPort = 0;
+  private restartDelayMs = FIRST_RESTART_MS;
+  /** Times HAProxy was found out of line with the pool, or a change failed, and was programmed again. */
+  private resyncs = 0;
+  /** The load balancer port is the failover's (HAProxy is down). */
+  private failedOver = false;
+  private failover: Failover | undefined;
+  private retryDelayMs = FIRST_RETRY_MS;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: HaproxyDataplaneOptions) {}
+
+  /** Who serves the load balancer port while HAProxy is down (the Node router): no request waits for it. */
+  setFailover(f: Failover): void {
+    this.failover = f;
+  }
+
+  /**
+   * Writes the configuration, starts HAProxy on `port` (the Node router behind it on `activatorPort`)
+   * and waits until its Runtime API answers.
+   */
+  async start(where: { port: number; activatorPort: number }): Promise<void> {
+    this.port = where.port;
+    this.metricsPort = await freePort('127.0.0.1');
+    this.dir = mkdtempSync(join(tmpdir(), 'ygg-haproxy-'));
+    this.runtime = new HaproxyRuntime(join(this.dir, 'admin.sock'));
+    const cfgPath = join(this.dir, 'haproxy.cfg');
+    for (const f of errorFiles()) writeFileSync(join(this.dir, f.name), f.content);
+    writeFileSync(
+      cfgPath,
+      renderHaproxyConfig({
+        ...this.opts,
+        server: this.serverOptions(),
+        bind: { host: this.opts.host, port: where.port },
+        activatorPort: where.activatorPort,
+        metricsPort: this.metricsPort,
+        socketPath: join(this.dir, 'admin.sock'),
+        errorDir: this.dir,
+      }),
+    );
+    await this.launch(cfgPath);
+    this.statTimer = setInterval(() => {
+      this.readStats().catch(() => {});
+    }, STAT_INTERVAL_MS);
+    this.statTimer.unref();
+  }
+
+  /** Starts the haproxy process and waits until its Runtime API answers. */
+  private async launch(cfgPath: string): Promise<void> {
+    const child = spawn(this.opts.binary ?? 'haproxy', ['-f', cfgPath, '-db'], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => {
+      this.stderr = (this.stderr + d).slice(-4000);
+    });
+    const spawned = await new Promise<Error | undefined>((resolve) => {
+      child.once('spawn', () => resolve(undefined));
+      child.once('error', (err) => resolve(err));
+    });
+    if (spawned) {
+      throw configError(
+        `DATAPLANE=haproxy: ${this.opts.binary ?? 'haproxy'} could not be started (${spawned.message}); install Debian's haproxy package`,
+      );
+    }
+    const watchdog = child.pid !== undefined ? startWatchdog(child.pid, 2000, process.env) : undefined;
+    this.watchdog = watchdog;
+    // Until it is up, an exit is the launch's failure (its caller retries), not a crash to handle here.
+    let up = false;
+    child.once('exit', (code, signal) => {
+      if (watchdog) stopWatchdog(watchdog);
+      if (this.closed || this.child !== child || !up) return;
+      this.opts.logger.error(
+        { code, signal, stderr: this.stderr.split('\n').slice(-5), restartInMs: this.restartDelayMs },
+        this.failover
+          ? 'haproxy exited: the Node router serves the load balancer port until it is started again'
+          : 'haproxy exited: the load balancer port is down until it is started again',
+      );
+      void this.failOver().finally(() => {
+        setTimeout(() => void this.relaunch(cfgPath), this.restartDelayMs).unref();
+        this.restartDelayMs = Math.min(10_000, this.restartDelayMs * 2);
+      });
+    });
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw configError(
+          `DATAPLANE=haproxy: haproxy refused to start: ${this.stderr.trim().split('\n').slice(-3).join(' / ')}`,
+        );
+      }
+      try {
+        if ((await this.runtime.command('show info')).includes('Name: HAProxy')) break;
+      } catch {}
+      if (i > 100) {
+        child.kill('SIGKILL');
+        throw new Error(`haproxy did not open its Runtime API: ${this.stderr}`);
+      }
+      await sleep(50);
+    }
+    up = true;
+  }
+
+  /** HAProxy is down: the failover takes the port (if there is one, and it has not already). */
+  private async failOver(): Promise<void> {
+    const f = this.failover;
+    if (!f || this.failedOver || this.closed) return;
+    try {
+      await f.take(this.port);
+      this.failedOver = true;
+    } catch (err) {
+      this.opts.logger.error({ err }, 'the Node router could not take the load balancer port');
+    }
+  }
+
+  /** After a crash: a new process (no servers yet), given the whole pool again. */
+  private async relaunch(cfgPath: string): Promise<void> {
+    if (this.closed) return;
+    if (this.failedOver) {
+      // The port must be free for HAProxy: the failover stops taking connections (open ones finish).
+      await this.failover!.release();
+      this.failedOver = false;
+    }
+    try {
+      await this.launch(cfgPath);
+    } catch (err) {
+      this.opts.logger.error({ err }, 'haproxy could not be started again; trying later');
+      await this.failOver();
+      setTimeout(() => void this.relaunch(cfgPath), this.restartDelayMs).unref();
+      this.restartDelayMs = Math.min(10_000, this.restartDelayMs * 2);
+      return;
+    }
+    this.opts.logger.warn('haproxy started again; its servers are being added');
+    this.servers.clear();
+    this.sync(this.wanted);
+    await this.applying;
+    this.restartDelayMs = FIRST_RESTART_MS;
+  }
+
+  /** The pool changed: bring HAProxy's servers in line (changes are applied in order, one at a time). */
+  sync(members: PoolMember[]): void {
+    this.wanted = members;
+    this.applying = this.applying
+      .then(() => this.apply())
+      .then(() => {
+        this.retryDelayMs = FIRST_RETRY_MS;
+      })
+      .catch((err: unknown) => {
+        // What was done is recorded per server: the retry does the rest (apply() is a diff).
+        this.opts.logger.warn(
+          { err, retryInMs: this.retryDelayMs },
+          'programming haproxy failed; trying again',
+        );
+        this.resyncs++;
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => {
+          if (!this.closed) this.sync(this.wanted);
+        }, this.retryDelayMs);
+        this.retryTimer.unref();
+        this.retryDelayMs = Math.min(5000, this.retryDelayMs * 2);
+      });
+  }
+
+  /** Resolves once every change asked so far is applied (tests, and the stop). */
+  settled(): Promise<void> {
+    return this.applying;
+  }
+
+  private async apply(): Promise<void> {
+    if (this.closed) return;
+    const wanted = new Map(this.wanted.map((m) => [m.id, m]));
+    for (const [id, s] of this.servers) {
+      const m = wanted.get(id);
+      if (!m || m.incarnation !== s.incarnation) await this.remove(id);
+    }
+    for (const m of wanted.values()) {
+      const s = this.servers.get(m.id);
+      if (m.state === 'ready' && !s) await this.add(m);
+      else if (m.state === 'draining' && s?.state === 'ready') {
+        s.state = 'draining';
+        s.maintAt = Date.now();
+        await this.expect(`set server agents/${m.id} state maint`, '');
+        s.at = Date.now();
+      }
+    }
+  }
+
+  private serverOptions(): ServerOptions {
+    return {
+      maxConcurrency: this.opts.maxConcurrency,
+      queueMax: this.opts.queueMax,
+      healthIntervalMs: this.opts.healthIntervalMs,
+      failures: this.opts.breakerFailures,
+      ...(this.opts.breakerCount5xx ? { count5xx: true } : {}),
+    };
+  }
+
+  private async add(m: PoolMember): Promise<void> {
+    const added = slotOf(m.id, this.opts.slots) === undefined;
+    if (added) {
+      // Already there (a resync of one found in maintenance): it is set ready again below.
+      const answer = await this.runtime.command(addServerCommand(m.id, m.endpoint, this.serverOptions()));
+      if (!/New server registered|already exists/i.test(answer)) {
+        throw new Error(`haproxy refused \`add server agents/${m.id}\`: ${answer.trim()}`);
+      }
+      await this.expect(`enable health agents/${m.id}`, '');
+      await this.expect(`set server agents/${m.id} state ready`, '');
+    } else {
+      const [addr, ready] = fillSlotCommands(m.id, m.endpoint) as [string, string];
+      // It answers what changed, in words; anything else is a refusal (a name, not an address).
+      const answer = await this.runtime.command(addr);
+      if (!/changed|No need to change/i.test(answer)) {
+        throw new Error(
+          `haproxy refused the address of ${m.id} (${m.endpoint.host}:${m.endpoint.port}): ${answer.trim()}`,
+        );
+      }
+      await this.expect(ready, '');
+    }
+    this.servers.set(m.id, { incarnation: m.incarnation, state: 'ready', added, at: Date.now() });
+    this.opts.logger.debug({ instance: m.id, added }, 'haproxy: server ready');
+  }
+
+  /**
+   * Maintenance (no new requests; in-flight ones finish). A slot stays, for the next instance of that
+   * id; a server added past the slots is deleted once its connections are done (DRAIN_TIMEOUT_MS at most).
+   */
+  private async remove(id: string): Promise<void> {
+    await this.runtime.command(`set server agents/${id} state maint`);
+    if (!this.servers.get(id)?.added) {
+      this.servers.delete(id);
+      return;
+    }
+    const deadline = Date.now() + this.opts.drainTimeoutMs;
+    for (;;) {
+      const answer = await this.runtime.command(`del server agents/${id}`);
+      if (/Server deleted|No such server/i.test(answer)) break;
+      if (Date.now() > deadline) {
+        await this.runtime.command(`shutdown sessions server agents/${id}`);
+        await this.runtime.command(`del server agents/${id}`);
+        break;
+      }
+      await sleep(50);
+    }
+    this.servers.delete(id);
+  }
+
+  private async expect(command: string, want: string): Promise<void> {
+    const answer = await this.runtime.command(command);
+    const ok = want === '' ? answer.trim() === '' : answer.includes(want);
+    if (!ok) throw new Error(`haproxy refused \`${command}\`: ${answer.trim()}`);
+  }
+
+  private statsAt = 0;
+
+  private async readStats(): Promise<void> {
+    const asked = Date.now();
+    const rows = parseShowStat(await this.runtime.command('show stat'));
+    this.statsAt = asked;
+    const next = new Map<string, ServerStat>();
+    for (const r of rows) {
+      if (r.backend !== 'agents') continue;
+      if (r.server === 'BACKEND') this.backendQueued = r.queued;
+      else if (r.server !== 'FRONTEND') next.set(r.server, r);
+    }
+    this.stats = next;
+    this.resync(
+      driftOf(this.servers, [...next.values()], asked, (id) => slotOf(id, this.opts.slots) !== undefined),
+    );
+  }
+
+  /** HAProxy is out of line with what was programmed: the lost servers again, the stray ones out. */
+  private resync(drift: Drift): void {
+    if (this.closed || (drift.lost.length === 0 && drift.stray.length === 0)) return;
+    this.resyncs++;
+    this.opts.logger.warn(drift, 'haproxy differs from the pool; programming it again');
+    for (const id of drift.lost) this.servers.delete(id);
+    const { stray } = drift;
+    this.applying = this.applying
+      .then(async () => {
+        for (const id of stray) {
+          await this.expect(`set server agents/${id} state maint`, '');
+          const s = this.servers.get(id);
+          if (s) s.at = Date.now();
+        }
+      })
+      .catch((err: unknown) =>
+        this.opts.logger.warn({ err }, 'haproxy: a stray server could not be put in maintenance'),
+      );
+    this.sync(this.wanted);
+  }
+
+  /** For /status: the process, its port, the servers it has and where its exporter is. */
+  status(): {
+    pid: number | null;
+    port: number;
+    servers: number;
+    resyncs: number;
+    /** Who serves the load balancer port now. */
+    serving: 'haproxy' | 'node';
+    metrics: string;
+  } {
+    return {
+      pid: this.child?.pid ?? null,
+      serving: this.failedOver ? 'node' : 'haproxy',
+      port: this.port,
+      servers: this.servers.size,
+      resyncs: this.resyncs,
+      metrics: `127.0.0.1:${this.metricsPort}`,
+    };
+  }
+
+  /** Requests in flight at an instance through HAProxy (as of the last `show stat`). */
+  inflight(id: string): number {
+    const now = this.stats.get(id)?.current ?? 0;
+    // Draining, with no `show stat` read since its maintenance began: not known to be idle yet (the
+    // controller stops a drained instance once this says 0).
+    const s = this.servers.get(id);
+    if (s?.state === 'draining' && (s.maintAt ?? 0) >= this.statsAt) return Math.max(1, now);
+    return now;
+  }
+
+  /** In flight plus queued through HAProxy: its part of the autoscaler's concurrency signal. */
+  concurrency(): number {
+    let n = this.backendQueued;
+    for (const s of this.stats.values()) n += s.current + s.queued;
+    return n;
+  }
+
+  /** Soft stop (no new connections, the open ones finish), then the process and its files go. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.statTimer) clearInterval(this.statTimer);
+    clearTimeout(this.retryTimer);
+    if (this.failedOver) await this.failover?.release();
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGUSR1');
+      const hard = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(hard);
+    }
+    if (this.watchdog) stopWatchdog(this.watchdog);
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
