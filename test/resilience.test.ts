@@ -423,7 +423,8 @@ describe('resilience', () => {
         const retryAfter = Number(res.headers.get('retry-after'));
         assert.ok(retryAfter >= 1 && retryAfter <= 5, `Retry-After: ${res.headers.get('retry-after')}`);
         assert.equal(res.headers.get(INSTANCE), null, 'no instance was reached');
-        assert.ok(elapsed < 2000, `answered after ${Math.round(elapsed)} ms: it waited in the queue`);
+        // QUEUE_TIMEOUT_MS is 5000: an answer that waited in the queue comes after it.
+        assert.ok(elapsed < 4000, `answered after ${Math.round(elapsed)} ms: it waited in the queue`);
         const text = await metrics(p);
         assert.equal(metric(text, 'yggdrasil_router_requests_total', 'instance="none",code="503"'), 1);
         assert.equal(metric(text, 'yggdrasil_router_requests_total', 'instance="agent-1",code="500"'), 2);

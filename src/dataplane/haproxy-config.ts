@@ -29,6 +29,8 @@ export interface HaproxyConfigInput {
   maxBodyBytes: number;
   /** COMPRESSION=on: HAProxy gzips compressible answers (2.6 has no brotli and no minimum size). */
   compress?: boolean;
+  /** RESPONSE_CACHE_BYTES (0 or undefined = off): HAProxy's own cache, rounded up to whole MiB. */
+  cacheBytes?: number;
   maxRetries: number;
   /** Slots agent-1..agent-<slots> (the ids the controller gives out: up to MAX_INSTANCES and those draining). */
   slots: number;
@@ -77,7 +79,7 @@ defaults
   timeout tunnel 1h
   # Refusals before any backend (the frontend's rules, and HAProxy's own parser): JSON, as the router's.
 ${EDGE_ERRORS.map((e) => `  errorfile ${e.status} ${i.errorDir}/${e.status}.http`).join('\n')}
-
+${i.cacheBytes ? cacheSection(i.cacheBytes) : ''}
 frontend lb
   bind ${i.bind.host.includes(':') ? `[${i.bind.host}]` : i.bind.host}:${i.bind.port}
   # The edge, as the Node router's (edge.ts): OPTIONS * is answered here; CONNECT, the asterisk form
@@ -115,7 +117,7 @@ backend agents
   retries ${i.maxRetries}
   option redispatch
   retry-on conn-failure
-  http-response set-header X-Yggdrasil-Instance %s
+${i.cacheBytes ? CACHE_RULES : ''}  http-response set-header X-Yggdrasil-Instance %s unless { res.cache_hit }
 ${i.compress ? `  # COMPRESSION=on: the Node router's types; never server-sent events (not listed).\n  compression algo gzip\n  compression type ${COMPRESSIBLE_TYPES}\n` : ''}  server-template agent- 1-${i.slots} 127.0.0.1:1 disabled ${serverOptions(i.server)}
 ${ERRORS.map((e) => `  errorfile ${e.status} ${i.errorDir}/${e.status}.http`).join('\n')}
 
@@ -128,6 +130,38 @@ frontend metrics
   http-request return status 404
 `;
 }
+
+const MIB = 1024 * 1024;
+
+/**
+ * RESPONSE_CACHE_BYTES as HAProxy's cache: whole MiB (its unit, 1 to 4095), an entry at most an eighth
+ * of it as the Node router's, kept as long as the answer says (`max-age` here is only a ceiling), and
+ * `Vary` honoured (HAProxy manages Accept-Encoding, Referer and Origin; an answer varying on any other
+ * header is not stored).
+ */
+function cacheSection(bytes: number): string {
+  const mib = Math.min(4095, Math.max(1, Math.ceil(bytes / MIB)));
+  return `
+cache answers
+  total-max-size ${mib}
+  max-object-size ${Math.floor(Math.min(bytes, mib * MIB) / 8)}
+  max-age 86400
+  process-vary on
+`;
+}
+
+/**
+ * The cache policy of cache-policy.ts, as far as HAProxy expresses it: only GET without Authorization,
+ * X-Session-Id or the ygg_session cookie uses the cache or fills it (HAProxy itself also refuses
+ * Authorization, a status other than 200, private/no-store/no-cache); only an answer marked public and
+ * without Set-Cookie is stored. Hits say so in X-Yggdrasil-Cache and name no instance.
+ */
+const CACHE_RULES = `  http-request set-var(txn.cacheable) bool(true) if METH_GET !{ req.hdr(authorization) -m found } !{ req.hdr(x-session-id) -m found } !{ req.cook(ygg_session) -m found } !{ req.hdr(cache-control) -m sub -i no-store }
+  http-request cache-use answers if { var(txn.cacheable) -m bool }
+  http-response cache-store answers if { res.hdr(cache-control) -m sub -i public } !{ res.hdr(set-cookie) -m found }
+  http-response set-header X-Yggdrasil-Cache hit if { res.cache_hit }
+  http-response set-header X-Yggdrasil-Cache miss if !{ res.cache_hit } { var(txn.cacheable) -m bool }
+`;
 
 /** The types COMPRESSION=on compresses (as compression.ts, which also takes any text/* but SSE and +json/+xml). */
 const COMPRESSIBLE_TYPES =

@@ -115,6 +115,7 @@ export async function haproxyDataplane(cfg: PlatformConfig, logger: Logger) {
     clientBodyTimeoutMs: cfg.CLIENT_BODY_TIMEOUT_MS,
     maxBodyBytes: cfg.MAX_BODY_BYTES,
     compress: cfg.COMPRESSION === 'on',
+    cacheBytes: cfg.RESPONSE_CACHE_BYTES,
     maxRetries: cfg.MAX_RETRIES,
     maxConcurrency: cfg.MAX_CONCURRENCY,
     queueMax: cfg.QUEUE_MAX,
