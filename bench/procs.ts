@@ -159,3 +159,32 @@ export async function startPlatformProcess(
     },
   };
 }
+
+/** Debian's haproxy is there (DATAPLANE=haproxy can be measured). */
+export function hasHaproxy(): boolean {
+  try {
+    execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A platform with DATAPLANE=haproxy, and the pid of its HAProxy (for CPU accounting). */
+export async function startHaproxyPlatform(
+  env: Record<string, string>,
+): Promise<{ p: PlatformProcess; haproxyPid: number }> {
+  const p = await startPlatformProcess({ ...env, DATAPLANE: 'haproxy' });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const s = (await (await fetch(`${p.controllerUrl}/status`)).json()) as {
+      readyInstances: number;
+      dataplane: { pid: number; servers: number };
+    };
+    // Measured once HAProxy has every ready instance (before that, requests go to the activator).
+    if (s.dataplane.servers >= s.readyInstances && s.readyInstances > 0)
+      return { p, haproxyPid: s.dataplane.pid };
+    if (Date.now() > deadline) throw new Error('bench: haproxy did not get the pool within 10 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

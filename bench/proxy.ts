@@ -3,7 +3,7 @@
 // keepalive), interleaved A B C D A B C D with medians; the latency the router adds at a fixed
 // 1000 req/s (open loop); and an overload burst where nginx's max_conns refuses and the router queues.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { median, round } from '../src/core/stats.js';
 import { freePort } from '../src/runtime/free-port.js';
 import { prepareBaseline } from './baseline.js';
@@ -11,10 +11,11 @@ import { startNginx } from './nginx.js';
 import { type OpenLoopResult, openLoop } from './open-loop.js';
 import {
   cpuSeconds,
+  hasHaproxy,
   LOADGEN_CPU,
-  type PlatformProcess,
   pinned,
   SERVER_CPU,
+  startHaproxyPlatform,
   startPlatformProcess,
 } from './procs.js';
 import type { BenchSection } from './section.js';
@@ -27,35 +28,6 @@ interface Target {
 }
 
 const PATH = '/api/bench';
-
-/** Debian's haproxy is there (DATAPLANE=haproxy can be measured). */
-function hasHaproxy(): boolean {
-  try {
-    execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A platform with DATAPLANE=haproxy, and the pid of its HAProxy (for CPU accounting). */
-async function startHaproxyPlatform(
-  env: Record<string, string>,
-): Promise<{ p: PlatformProcess; haproxyPid: number }> {
-  const p = await startPlatformProcess({ ...env, DATAPLANE: 'haproxy' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const s = (await (await fetch(`${p.controllerUrl}/status`)).json()) as {
-      readyInstances: number;
-      dataplane: { pid: number; servers: number };
-    };
-    // Measured once HAProxy has every ready instance (before that, requests go to the activator).
-    if (s.dataplane.servers >= s.readyInstances && s.readyInstances > 0)
-      return { p, haproxyPid: s.dataplane.pid };
-    if (Date.now() > deadline) throw new Error('bench: haproxy did not get the pool within 10 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** bench/bare-proxy.mjs on a free port, pinned to the servers' core. */
 async function startBareProxy(agentPort: number): Promise<{ url: string; pid: number; stop(): void }> {
