@@ -123,7 +123,7 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
     rows,
     notes: [
       `GET ${DOC} (16 KiB of JSON text from the reference agent), wrk -c${connections} for ${seconds} s after a 1 s warm-up, one instance; SESSION_AFFINITY=false so no answer carries a session cookie. Platform and agent pinned to core 0, wrk to core 1. "bytes/answer" counts what wrk read (heads and bodies); "proxy CPU" is the platform process (the Node router), with HAProxy's own in HAProxy mode.`,
-      `Brotli (quality 4) sends ${Math.round(figures.brBytesRatio * 100)} % of the identity bytes; gzip is level 6. Compressing costs the router the CPU in its column: worth it where the link, not the core, is the limit.`,
+      `Brotli (quality 4) sends ${Math.round(figures.brBytesRatio * 100)} % of the identity bytes; gzip is level 4. Compressing costs the router the CPU in its column: worth it where the link, not the core, is the limit.`,
       `Cache hits answer from the router's memory without the agent (its CPU column near 0): ${figures.cacheVsOffRps}× the requests per second of both off. A stored answer is kept compressed per coding, so a hit costs no compression.`,
       ...(haproxy
         ? [
