@@ -9,6 +9,9 @@ import { join } from 'node:path';
 /** The router before issue 9 (slot leaks, retries after timeouts, no stall detection). */
 export const DEFAULT_BASELINE = '80519e5';
 
+/** The router before issue 14 (the leaner router and compression): the last commit without its work. */
+export const BEFORE_ISSUE_14 = '3b58d37';
+
 const root = new URL('..', import.meta.url).pathname;
 
 export interface Baseline {

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { median, round } from '../src/core/stats.js';
 import { freePort } from '../src/runtime/free-port.js';
-import { prepareBaseline } from './baseline.js';
+import { BEFORE_ISSUE_14, prepareBaseline } from './baseline.js';
 import { startNginx } from './nginx.js';
 import { type OpenLoopResult, openLoop } from './open-loop.js';
 import {
@@ -50,8 +50,8 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
   const agent = platform.agents[0]!;
   const nginx1 = await startNginx({ agentPorts: [agent.port], workers: 1 });
   const nginxAuto = await startNginx({ agentPorts: [agent.port], workers: 'auto' });
-  // The router before issue 9, built beside this one, measured in the same rounds (its own agent).
-  const baseline = opts.quick ? undefined : prepareBaseline();
+  // The router before issue 14, built beside this one, measured in the same rounds (its own agent).
+  const baseline = opts.quick ? undefined : prepareBaseline(process.env.BENCH_BASELINE ?? BEFORE_ISSUE_14);
   const before = baseline
     ? await startPlatformProcess({ MIN_INSTANCES: '1', MAX_INSTANCES: '1' }, [], baseline.tree)
     : undefined;
@@ -230,7 +230,7 @@ export async function runThroughput(opts: { quick: boolean }): Promise<BenchSect
             : ['DATAPLANE=haproxy not measured: no haproxy here (apt-get install haproxy).']),
           ...(routerVsBefore !== undefined && cpuVsBefore !== undefined
             ? [
-                `${beforeName} is the router before issue 9's work (a git worktree built in this run, its own agent on the same core), interleaved with the others: router now / before = ${round(routerVsBefore, 3)} in req/s (rounds ${spread(vsBefore!)}), ${round(cpuVsBefore, 3)} in CPU per request (rounds ${spread(cpuVsBeforeR!)}).`,
+                `${beforeName} is the router before issue 14's work (a git worktree built in this run, its own agent on the same core), interleaved with the others: router now / before = ${round(routerVsBefore, 3)} in req/s (rounds ${spread(vsBefore!)}), ${round(cpuVsBefore, 3)} in CPU per request (rounds ${spread(cpuVsBeforeR!)}).`,
               ]
             : []),
           ...(limiterVsPlain !== undefined

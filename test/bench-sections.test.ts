@@ -60,7 +60,10 @@ describe('benchmark sections (quick)', () => {
     // Same run: a hit never reaches the agent, so its CPU per answer is far below a miss's.
     assert.ok(s.figures.case4AgentCpuUs! * 4 < s.figures.case0AgentCpuUs!, JSON.stringify(s.figures));
     if (requireService('haproxy') === false) {
-      assert.ok(s.figures.haproxyGzipBytesRatio! < 0.5, `haproxy gzip bytes ratio ${s.figures.haproxyGzipBytesRatio}`);
+      assert.ok(
+        s.figures.haproxyGzipBytesRatio! < 0.5,
+        `haproxy gzip bytes ratio ${s.figures.haproxyGzipBytesRatio}`,
+      );
       assert.ok(s.figures.case8AgentCpuUs! * 4 < s.figures.case6AgentCpuUs!, JSON.stringify(s.figures));
     }
   });
