@@ -192,7 +192,14 @@ describe('keys and roles', () => {
   });
 
   it('drain and restart: 202 with an admin key, 404 for an unknown id; the instance drains and comes back', async () => {
-    await p.controller.waitForReady(1, 15_000);
+    // The pool held where it is (min = max): the autoscaler may not pick the restarting instance as a
+    // scale-down victim meanwhile (it did once, on a busy CI run, after the test above left 1..2).
+    const pinned = await call(`${p.controllerUrl}/scaling`, admin, {
+      method: 'PUT',
+      body: '{"minInstances":2,"maxInstances":2}',
+    });
+    assert.equal(pinned.status, 200);
+    await p.controller.waitForReady(2, 15_000);
     const ready = p.controller.status().instances.find((i) => i.state === 'ready')!;
     assert.equal(
       (await call(`${p.controllerUrl}/instances/${ready.id}/restart`, reader, { method: 'POST' })).status,
