@@ -31,27 +31,18 @@ export interface OpenLoopResult {
   p99Ms: number;
 }
 
-export function openLoop(
-  url: string,
-  opts: {
-    rate: number;
-    seconds: number;
-    /** Extra headers of the n-th request (a session id, say). */
-    headers?: (n: number) => Record<string, string>;
-  },
-): Promise<OpenLoopResult> {
+export interface OpenLoopOptions {
+  rate: number;
+  seconds: number;
+  /** Extra headers of the n-th request (a session id, say). */
+  headers?: (n: number) => Record<string, string>;
+}
+
+export function openLoop(url: string, opts: OpenLoopOptions): Promise<OpenLoopResult> {
   return onLoadgenCore(() => schedule(url, opts));
 }
 
-async function schedule(
-  url: string,
-  opts: {
-    rate: number;
-    seconds: number;
-    /** Extra headers of the n-th request (a session id, say). */
-    headers?: (n: number) => Record<string, string>;
-  },
-): Promise<OpenLoopResult> {
+async function schedule(url: string, opts: OpenLoopOptions): Promise<OpenLoopResult> {
   const u = new URL(url);
   const pool = new Pool(u.origin, { connections: 256, pipelining: 1 });
   const total = Math.round(opts.rate * opts.seconds);

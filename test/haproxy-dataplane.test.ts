@@ -16,6 +16,7 @@ import { request } from 'undici';
 import { errorFiles, parseShowStat, renderHaproxyConfig } from '../src/dataplane/haproxy-config.js';
 import { HaproxyRuntime } from '../src/dataplane/haproxy-runtime.js';
 import type { Platform } from '../src/platform.js';
+import { haproxyInput } from './fixtures/haproxy-input.js';
 import { bootPlatform, isAlive, waitFor } from './helpers/platform.js';
 import { requireService } from './helpers/services.js';
 import { connectWs } from './helpers/ws.js';
@@ -210,24 +211,17 @@ describe('the HAProxy configuration', { skip }, () => {
     try {
       for (const count5xx of [false, true]) {
         for (const f of errorFiles()) writeFileSync(join(dir, f.name), f.content);
-        const cfg = renderHaproxyConfig({
-          bind: { host: '127.0.0.1', port: 1 },
-          socketPath: join(dir, 'admin.sock'),
-          activatorPort: 2,
-          metricsPort: 3,
-          errorDir: dir,
-          healthPath: '/health',
-          sessionTtlMs: 1_800_000,
-          queueTimeoutMs: 10_000,
-          requestTimeoutMs: 300_000,
-          clientBodyTimeoutMs: 30_000,
-          maxBodyBytes: 10_485_760,
-          compress: count5xx,
-          cacheBytes: count5xx ? 5 * 1024 * 1024 + 1 : 0,
-          maxRetries: 2,
-          slots: 22,
-          server: { maxConcurrency: 80, queueMax: 1000, healthIntervalMs: 30_000, failures: 5, count5xx },
-        });
+        const cfg = renderHaproxyConfig(
+          haproxyInput({
+            bind: { host: '127.0.0.1', port: 1 },
+            socketPath: join(dir, 'admin.sock'),
+            errorDir: dir,
+            compress: count5xx,
+            cacheBytes: count5xx ? 5 * 1024 * 1024 + 1 : 0,
+            slots: 22,
+            server: { maxConcurrency: 80, queueMax: 1000, healthIntervalMs: 30_000, failures: 5, count5xx },
+          }),
+        );
         writeFileSync(join(dir, 'haproxy.cfg'), cfg);
         const r = spawnSync('haproxy', ['-c', '-f', join(dir, 'haproxy.cfg')], { encoding: 'utf8' });
         assert.equal(r.status, 0, r.stderr);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { haproxyInput } from '../../test/fixtures/haproxy-input.js';
 import {
   addServerCommand,
   errorFiles,
@@ -9,22 +10,7 @@ import {
   slotOf,
 } from './haproxy-config.js';
 
-const input = {
-  bind: { host: '127.0.0.1', port: 8080 },
-  socketPath: '/run/ygg/admin.sock',
-  activatorPort: 40001,
-  metricsPort: 40002,
-  errorDir: '/run/ygg',
-  healthPath: '/health',
-  sessionTtlMs: 1_800_000,
-  queueTimeoutMs: 10_000,
-  requestTimeoutMs: 300_000,
-  clientBodyTimeoutMs: 30_000,
-  maxBodyBytes: 10_485_760,
-  maxRetries: 2,
-  slots: 6,
-  server: { maxConcurrency: 80, queueMax: 1000, healthIntervalMs: 30_000, failures: 5 },
-};
+const input = haproxyInput();
 
 describe('renderHaproxyConfig', () => {
   const cfg = renderHaproxyConfig(input);
