@@ -264,10 +264,11 @@ describe('high availability on Docker: the standby adopts the running containers
     );
     const status = (await get(`${d2.url}/status`)).body as {
       instances: Array<{ meta: { adopted?: number } }>;
+      events?: Array<{ message: string }>;
     };
     assert.ok(
       status.instances.every((i) => i.meta.adopted === 1),
-      `not every instance was adopted: ${JSON.stringify(status.instances.map((i) => i.meta))}`,
+      `not every instance was adopted: ${JSON.stringify(status.instances.map((i) => i.meta))}; events: ${JSON.stringify((status.events ?? []).slice(-12).map((e) => e.message))}`,
     );
     await sleep(1500);
     const afterIds = new Set((await ownedContainers(owner.DOCKER_OWNER)).map((c) => c.Id));

@@ -31,7 +31,7 @@ class FakeDriver implements InstanceDriver {
   async usage() {
     return undefined;
   }
-  async adopt() {
+  async adopt(): Promise<InstanceHandle[]> {
     return [];
   }
   async pause(): Promise<void> {}
@@ -146,6 +146,41 @@ describe('Controller health checks', () => {
     const text = await c.metrics.registry.metrics();
     const m = /yggdrasil_controller_background_errors_total\{loop="usage sampling"\} (\d+)/.exec(text);
     assert.ok(Number(m?.[1]) >= 2, text.slice(0, 200));
+    await c.stop();
+  });
+});
+
+describe('Controller adoption', () => {
+  it('an adopted instance started long ago gets the whole STARTUP_TIMEOUT_MS and full probe timeouts from its adoption', async () => {
+    // A container created an hour ago (a standby taking over a pool that ran a while): its startup
+    // deadline counts from the adoption, not from its creation, or its first failed probe replaces it.
+    const timeouts: number[] = [];
+    let calls = 0;
+    const probe = async (_e: Endpoint, _path: string, timeoutMs: number): Promise<ProbeResult> => {
+      timeouts.push(timeoutMs);
+      calls++;
+      return calls === 1 ? { ok: false, reason: 'busy machine' } : { ok: true };
+    };
+    const { c, driver } = controller({ probe, minInstances: 1 });
+    driver.adopt = async () => [
+      {
+        id: 'agent-1',
+        incarnation: 'inc-old',
+        endpoint: { host: '127.0.0.1', port: 9999 },
+        startedAt: Date.now() - 3_600_000,
+        meta: { adopted: 1 },
+      },
+    ];
+    await c.start();
+    await c.waitForReady(1, 5000);
+    const agent1 = c.status().instances.find((i) => i.id === 'agent-1')!;
+    assert.equal(agent1.meta.adopted, 1, 'the adopted instance itself is ready, not a replacement');
+    assert.equal(agent1.restarts, 0);
+    assert.equal(
+      timeouts[0],
+      1000,
+      'the first probe had HEALTH_CHECK_TIMEOUT_MS, not what was left of a past deadline',
+    );
     await c.stop();
   });
 });

@@ -249,7 +249,10 @@ export class Controller {
           adopted: true,
         },
       );
-      this.background('startup probes', () => this.awaitHealthy(slot, handle));
+      // Its startup deadline counts from now: an instance created long ago (a standby taking over a
+      // pool that ran a while) would otherwise be past it, and one missed probe would replace it.
+      const adoptedAt = this.clock.now();
+      this.background('startup probes', () => this.awaitHealthy(slot, handle, adoptedAt));
     }
     const loop = (ms: number, name: string, fn: () => unknown) =>
       this.timers.push(loopOn(this.clock, ms, name, fn, this.onBackgroundError));
@@ -694,8 +697,9 @@ export class Controller {
    * STARTUP_PROBE_INTERVAL_MS and slow by a quarter per failed probe, to once a second: a fast agent is
    * seen at once, a slow one (loading a model) is not asked (and does not log) 20 times a second.
    */
-  private async awaitHealthy(slot: Slot, handle: InstanceHandle): Promise<void> {
-    const began = slot.startedAt ?? this.clock.now();
+  /** `adoptedAt`: an adopted instance's startup deadline (and no cold start) counts from its adoption. */
+  private async awaitHealthy(slot: Slot, handle: InstanceHandle, adoptedAt?: number): Promise<void> {
+    const began = adoptedAt ?? slot.startedAt ?? this.clock.now();
     const deadline = began + this.opts.startupTimeoutMs;
     let pause = this.opts.startupProbeIntervalMs;
     let told = false;
@@ -711,10 +715,13 @@ export class Controller {
         slot.state = 'ready';
         slot.readyAt = this.clock.now();
         slot.nextCheckAt = slot.readyAt + this.opts.healthCheckIntervalMs;
-        this.metrics.coldStart.observe((slot.readyAt - began) / 1000);
-        this.emit('instance_ready', slot.id, `${slot.id} is ready at ${urlOf(handle.endpoint)}`, {
-          coldStartMs: slot.readyAt - began,
-        });
+        if (adoptedAt === undefined) this.metrics.coldStart.observe((slot.readyAt - began) / 1000);
+        this.emit(
+          'instance_ready',
+          slot.id,
+          `${slot.id} is ready at ${urlOf(handle.endpoint)}`,
+          adoptedAt === undefined ? { coldStartMs: slot.readyAt - began } : { adopted: true },
+        );
         this.notifyPool();
         this.settleWaiters(slot);
         this.tick();
