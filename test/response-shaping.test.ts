@@ -61,6 +61,18 @@ describe('COMPRESSION=on, RESPONSE_CACHE_BYTES=1M', () => {
     }
   });
 
+  it('an answer past the inline size (64 KiB) is compressed on zlib’s thread pool, whole, with its own length', async () => {
+    for (const accept of ['gzip', 'br']) {
+      const r = await get('/document?bytes=300000', { 'accept-encoding': accept });
+      assert.equal(r.headers['content-encoding'], accept);
+      assert.equal(r.headers['content-length'], String(r.raw.length));
+      assert.ok(
+        doc(r).text.length > 299_000 && r.raw.length * 2 < 300_000,
+        `${accept}: ${r.raw.length} bytes`,
+      );
+    }
+  });
+
   it('server-sent events, answers below COMPRESSION_MIN_BYTES and HEAD pass as they are', async () => {
     const sse = await get('/stream?n=3&ms=0', { 'accept-encoding': 'br, gzip' });
     assert.equal(sse.headers['content-encoding'], undefined);
