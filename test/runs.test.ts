@@ -157,11 +157,46 @@ describe('runs that outlive the connection (Prefer: respond-async)', { timeout: 
     });
   });
 
+  it('an agent that dies in the middle of its answer leaves the run failed (YGG_ERR_UPSTREAM), not done with half an answer', async () => {
+    const r = await start('/stream?n=200&ms=50'); // ~10 s
+    const runState = async () =>
+      (
+        (await (await request(`${p.lbUrl}${r.location}`)).body.json()) as {
+          run: { state: string; error: { code: string } | null; answer?: { events: number } };
+        }
+      ).run;
+    await waitFor('some events recorded', async () => ((await runState()).answer?.events ?? 0) >= 3, 10_000);
+    const pid = Number(p.controller.status().instances.find((i) => i.state === 'ready')?.meta.pid);
+    assert.ok(pid > 0, 'the agent has a pid');
+    process.kill(pid, 'SIGKILL');
+    const run = await waitFor(
+      'the run finished',
+      async () => {
+        const s = await runState();
+        return s.state === 'running' ? undefined : s;
+      },
+      10_000,
+    );
+    assert.deepEqual([run.state, run.error?.code], ['failed', 'YGG_ERR_UPSTREAM']);
+    assert.ok((run.answer?.events ?? 0) < 200, 'the answer was cut');
+    await p.controller.waitForReady(1, 20_000); // replaced, for the tests after this one
+  });
+
   it('an agent’s own /runs routes (not a run id) are forwarded to the agent', async () => {
     const res = await request(`${p.lbUrl}/runs/stream`);
     assert.equal(res.statusCode, 404);
     assert.ok(res.headers['x-yggdrasil-instance'], 'answered by an instance');
     assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'NOT_FOUND');
+  });
+
+  it('a Last-Event-ID that is not an event id is 400 YGG_ERR_BAD_REQUEST, not a replay from the start', async () => {
+    const r = await start('/json?ms=0');
+    for (const bad of ['abc', '-3', '1e2', '0x10', '5, 7']) {
+      const res = await request(`${p.lbUrl}${r.location}/stream`, { headers: { 'last-event-id': bad } });
+      const body = (await res.body.json()) as { error: { code: string; message: string } };
+      assert.deepEqual([res.statusCode, body.error.code], [400, 'YGG_ERR_BAD_REQUEST'], bad);
+      assert.match(body.error.message, /Last-Event-ID/);
+    }
   });
 
   it('an unknown run is 404 YGG_ERR_RUN_NOT_FOUND', async () => {

@@ -219,14 +219,20 @@ export class RunService {
     const timer = setTimeout(() => this.abort(id, 'failed', 'YGG_ERR_RUN_TIMEOUT'), this.opts.runTimeoutMs);
     timer.unref?.();
     this.log.start(id, this.now());
+    let threw = false;
     try {
       await proxy(sink, body, this.opts.runTimeoutMs);
     } catch (err) {
+      threw = true;
       this.opts.logger.error({ err, run: id }, 'a run failed in the router');
     } finally {
       clearTimeout(timer);
       this.sinks.delete(id);
+      // A cancel or a timeout finished it already (finish keeps the first end). An answer the router
+      // never ended (the agent died in its middle: the sink destroyed after its head) is a failure.
       if (sink.full) this.log.finish(id, 'failed', this.now(), errorOf('YGG_ERR_RUN_LOG_FULL'));
+      else if (threw) this.log.finish(id, 'failed', this.now(), errorOf('YGG_ERR_INTERNAL'));
+      else if (!sink.writableEnded) this.log.finish(id, 'failed', this.now(), errorOf('YGG_ERR_UPSTREAM'));
       else this.log.finish(id, sink.statusCode < 500 ? 'done' : 'failed', this.now());
     }
   }
@@ -238,6 +244,18 @@ export class RunService {
     if (!m) return false;
     const id = m[1]!;
     const stream = m[2] !== undefined;
+    const sent = req.headers['last-event-id'];
+    const last = Array.isArray(sent) ? sent.join(', ') : sent;
+    if (stream && last !== undefined && !/^\d{1,15}$/.test(last.trim())) {
+      sendError(
+        res,
+        new YggError(
+          'YGG_ERR_BAD_REQUEST',
+          `Last-Event-ID must be the id of an event of this stream (digits); got ${JSON.stringify(last.slice(0, 40))}`,
+        ),
+      );
+      return true;
+    }
     const run = this.log.get(id);
     const method = req.method ?? 'GET';
     if (!run) {
@@ -408,9 +426,9 @@ async function finishedState(shared: SharedRuns, id: string): Promise<RunState |
 
 const runEnd = (state: RunState) => `event: run-end\ndata: ${JSON.stringify({ state })}\n\n`;
 
+/** Last-Event-ID, checked by route() to be digits (0 when absent). */
 function lastEventIdOf(req: IncomingMessage): number {
-  const last = Number(req.headers['last-event-id'] ?? 0);
-  return Number.isFinite(last) && last > 0 ? Math.floor(last) : 0;
+  return Number(req.headers['last-event-id'] ?? 0);
 }
 
 function notAStream(run: { id: string; headers: Record<string, string> | null }): YggError {
@@ -467,6 +485,8 @@ const CODES = {
   YGG_ERR_RUN_TIMEOUT: 'the run took longer than RUN_TIMEOUT_MS; its request was aborted',
   YGG_ERR_RUN_CANCELLED: 'the run was cancelled (DELETE /runs/{id}); its request was aborted',
   YGG_ERR_RUN_LOG_FULL: 'the run log had no room for the answer (RUN_LOG_MAX_BYTES): the run was aborted',
+  YGG_ERR_UPSTREAM: 'the instance failed before sending a complete answer: the run has only its start',
+  YGG_ERR_INTERNAL: 'unexpected error in the router while it ran the request',
 } as const;
 
 function errorOf(code: keyof typeof CODES): { code: string; message: string } {
