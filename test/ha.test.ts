@@ -257,9 +257,19 @@ describe('high availability on Docker: the standby adopts the running containers
     await waitFor('d2 to lead', async () => (await leadership(d2))?.leader === true, 4 * LEASE_MS, 10);
     const tookMs = Date.now() - killedAt;
     assert.ok(tookMs <= 2 * LEASE_MS, `the standby took ${tookMs} ms to lead (lease ${LEASE_MS} ms)`);
+    // Its own adoption, not the pool as the dead leader last published it (which d2's /status shows
+    // until its controller has started: a full run once read that and failed).
     await waitFor(
-      'd2 to see 2 ready instances',
-      async () => (await get(`${d2.url}/status`)).body.readyInstances === 2,
+      'd2 to have adopted 2 ready instances',
+      async () => {
+        const s = (await get(`${d2.url}/status`)).body as {
+          readyInstances: number;
+          instances: Array<{ meta: { adopted?: number } }>;
+        };
+        return (
+          s.readyInstances === 2 && s.instances.length === 2 && s.instances.every((i) => i.meta.adopted === 1)
+        );
+      },
       20_000,
     );
     const status = (await get(`${d2.url}/status`)).body as {
