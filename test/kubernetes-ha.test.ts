@@ -2,10 +2,12 @@
 // (LEADER_ELECTION=auto picks it) on a real API server, with the RBAC of deploy/kubernetes/rbac.yaml,
 // and fence their writes with Redis's term: one leads and the Lease names it; SIGKILL of the leader
 // lets the standby take the Lease within 2 leases, in a higher term, and follow the same pods (none
-// new, none lost).
+// new, none lost). The pool runs above MIN_INSTANCES (kubectl scale), and the standby's first list of
+// the pods is refused (RBAC) when it takes over: it changes nothing until the list works, then adopts
+// the count it finds (not MIN_INSTANCES).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type KubeEnv, startKubeEnv } from './helpers/kube/env.js';
+import { type KubeEnv, RBAC_MANIFEST, startKubeEnv } from './helpers/kube/env.js';
 import { waitFor } from './helpers/platform.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
 import { type RoleProcess, startRole } from './helpers/roles.js';
@@ -16,6 +18,7 @@ const LEASE_MS = 2000;
 interface Status {
   leadership: { leader: boolean; holder: string | null; term: number; via: string };
   readyInstances: number;
+  desiredInstances: number;
   instances: Array<{ id: string; state: string }>;
 }
 
@@ -45,8 +48,11 @@ describe('controllers on DRIVER=kubernetes: leader election through a Lease', {
       DOCKER_OWNER: 'yggdrasil',
       REDIS_URL: redis.url,
       LEADER_LEASE_MS: String(LEASE_MS),
-      MIN_INSTANCES: '2',
-      MAX_INSTANCES: '2',
+      MIN_INSTANCES: '1',
+      MAX_INSTANCES: '3',
+      // No autoscaler decision within the test (its first comes a minute after an election): the
+      // count set by hand below stays, so adoption can be told from a reset to MIN_INSTANCES.
+      SCALE_INTERVAL_MS: '60000',
     };
     controllers.push(await startRole('controller', 'ctl-a', common));
     controllers.push(await startRole('controller', 'ctl-b', common));
@@ -78,6 +84,38 @@ describe('controllers on DRIVER=kubernetes: leader election through a Lease', {
       .filter(Boolean)
       .sort();
 
+  const replicas = async () => {
+    const r = await env.cluster.kubectl([
+      'get',
+      'deployment',
+      'yggdrasil-agents',
+      '-n',
+      env.namespace,
+      '-o',
+      'jsonpath={.spec.replicas}',
+    ]);
+    return Number(r.stdout);
+  };
+  /** The Role's pods rule (rules[3] of rbac.yaml) without list and watch, or as shipped again. */
+  const podsListable = async (yes: boolean) => {
+    const r = yes
+      ? await env.cluster.kubectl(['apply', '-n', env.namespace, '-f', RBAC_MANIFEST])
+      : await env.cluster.kubectl([
+          'patch',
+          'role',
+          'yggdrasil-controller',
+          '-n',
+          env.namespace,
+          '--type=json',
+          '-p',
+          JSON.stringify([
+            { op: 'test', path: '/rules/3/resources', value: ['pods'] },
+            { op: 'replace', path: '/rules/3/verbs', value: ['patch', 'delete'] },
+          ]),
+        ]);
+    assert.equal(r.code, 0, r.stderr);
+  };
+
   let leader: RoleProcess;
   let standby: RoleProcess;
   let firstTerm = 0;
@@ -106,7 +144,23 @@ describe('controllers on DRIVER=kubernetes: leader election through a Lease', {
     firstTerm = s.leadership.term;
     assert.ok(firstTerm >= 1);
     assert.equal((await lease())?.spec.holderIdentity, leader.id);
-    await waitFor('2 ready pods', async () => (await status(leader))?.readyInstances === 2, 60_000, 200);
+    await waitFor(
+      '1 ready pod (MIN_INSTANCES)',
+      async () => (await status(leader))?.readyInstances === 1,
+      60_000,
+      200,
+    );
+    // Someone scales the Deployment by hand: the leader takes the count (within 1..3).
+    const scaled = await env.cluster.kubectl([
+      'scale',
+      'deployment',
+      'yggdrasil-agents',
+      '-n',
+      env.namespace,
+      '--replicas=3',
+    ]);
+    assert.equal(scaled.code, 0, scaled.stderr);
+    await waitFor('3 ready pods', async () => (await status(leader))?.readyInstances === 3, 60_000, 200);
     const sb = (await status(standby))!;
     assert.equal(sb.leadership.leader, false);
     assert.equal(sb.leadership.holder, leader.id, 'the standby names the leader');
@@ -114,7 +168,8 @@ describe('controllers on DRIVER=kubernetes: leader election through a Lease', {
 
   it('SIGKILL of the leader: the standby takes the Lease within 2 leases, in a higher term, with the same pods', async () => {
     const before = await pods();
-    assert.equal(before.length, 2);
+    assert.equal(before.length, 3);
+    await podsListable(false);
     const killedAt = Date.now();
     leader.kill('SIGKILL');
     await leader.proc.exited;
@@ -132,12 +187,25 @@ describe('controllers on DRIVER=kubernetes: leader election through a Lease', {
     const l = (await lease())!;
     assert.equal(l.spec.holderIdentity, standby.id);
     assert.ok(l.spec.leaseTransitions >= 1);
+    // It leads but cannot list the pods: it says so, and leaves the Deployment as it is.
     await waitFor(
-      'the new leader sees 2 ready pods',
-      async () => (await status(standby))?.readyInstances === 2,
+      'the new leader to report the refused list',
+      () => /reading the Kubernetes pool failed \(attempt 2\)/.test(standby.proc.stdout()),
+      30_000,
+      100,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; its log ends: ${standby.proc.stdout().slice(-2500)}`);
+    });
+    assert.equal(await replicas(), 3, 'a pool it could not read is not set back to MIN_INSTANCES');
+    await podsListable(true);
+    await waitFor(
+      'the new leader sees 3 ready pods',
+      async () => (await status(standby))?.readyInstances === 3,
       30_000,
       100,
     );
+    assert.equal(await replicas(), 3, 'adopted at the count it found');
+    assert.equal((await status(standby))?.desiredInstances, 3);
     assert.deepEqual(await pods(), before, 'the same pods: none new, none lost');
   });
 });

@@ -2,7 +2,13 @@
 // tasks reported with the ports Swarm publishes on the host; and a scale-down that removes the victim
 // it was asked to (not Swarm's own pick: the highest slot), by draining it first.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import Docker from 'dockerode';
+import { ReplicaController } from '../src/controller/replica-controller.js';
 import { createLogger } from '../src/core/logger.js';
 import type { ReplicaSnapshot } from '../src/runtime/driver.js';
 import { SwarmDriver } from '../src/runtime/swarm-driver.js';
@@ -73,6 +79,64 @@ describe('SwarmDriver on a single-node swarm', { skip: requireService('swarm'), 
       high!.id,
       `Swarm kept ${ready()[0]!.meta.slot}, not slot ${high!.meta.slot}`,
     );
+  });
+
+  it('a controller whose first reads of the engine fail changes nothing until one works, then adopts', async () => {
+    // The engine behind a proxy of the test's on a unix socket: 503 to everything until it opens.
+    const dir = mkdtempSync(join(tmpdir(), 'ygg-swarm-'));
+    const socketPath = join(dir, 'docker.sock');
+    let open = false;
+    let refused = 0;
+    const gate = createServer((req, res) => {
+      if (!open) {
+        refused++;
+        res.writeHead(503, { connection: 'close' }).end();
+        return;
+      }
+      const up = request(
+        { socketPath: '/var/run/docker.sock', path: req.url, method: req.method, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => gate.listen(socketPath, r));
+    const second = new SwarmDriver({
+      image: 'yggdrasil/agent:latest',
+      owner,
+      env: { LOG_LEVEL: 'warn' },
+      cpuLimit: 0.5,
+      memoryLimitBytes: 256 * 1024 * 1024,
+      cpuReservation: 0.1,
+      memoryReservationBytes: 64 * 1024 * 1024,
+      publishPorts: true,
+      logger: createLogger('silent'),
+      pollMs: 100,
+      docker: new Docker({ socketPath, version: 'v1.41' }),
+    });
+    const controller = new ReplicaController({
+      driver: second,
+      logger: createLogger('silent'),
+      minInstances: 0,
+      maxInstances: 3,
+    });
+    try {
+      const started = controller.start();
+      await waitFor('reads refused', () => refused >= 5, 10_000, 20);
+      assert.equal(last.desired, 1, 'the service is left at its count while the engine does not answer');
+      open = true;
+      await started;
+      assert.equal(controller.desiredInstances, 1, 'adopted at the count it found, not MIN_INSTANCES=0');
+      assert.equal(last.desired, 1);
+    } finally {
+      await controller.abandon();
+      gate.closeAllConnections();
+      await new Promise<void>((r) => gate.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('down() removes the service', async () => {

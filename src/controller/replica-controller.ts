@@ -77,6 +77,7 @@ export class ReplicaController {
   async start(): Promise<void> {
     this.unwatch = this.opts.driver.watch((s) => this.onSnapshot(s));
     await this.opts.driver.synced();
+    if (this.stopped) return; // deposed (or stopped) while the engine did not answer: nothing to ask
     const s = this.snapshot;
     if (s.desired > 0 || s.replicas.length > 0) {
       this.desired = this.clamp(s.desired);

@@ -92,6 +92,26 @@ describe('loadPlatformConfig', () => {
       want: /TARGET_UTILIZATION="1.5" is not allowed: expected a number from 0.01 to 1/,
     },
     {
+      name: 'a Kubernetes owner that starts with a digit (a Service name is DNS-1035)',
+      env: { DRIVER: 'kubernetes', DOCKER_OWNER: '1pool', KUBECONFIG: '/dev/null' },
+      want: /^DOCKER_OWNER=1pool cannot name a Kubernetes Deployment and Service .*a lower-case letter, then/,
+    },
+    {
+      name: 'a Kubernetes owner with _ (a Docker name, not a DNS label)',
+      env: { DRIVER: 'kubernetes', DOCKER_OWNER: 'my_pool', KUBECONFIG: '/dev/null' },
+      want: /^DOCKER_OWNER=my_pool cannot name a Kubernetes/,
+    },
+    {
+      name: 'a KUBECONFIG that is not there',
+      env: { DRIVER: 'kubernetes', KUBECONFIG: '/nonexistent/kubeconfig' },
+      want: /^KUBECONFIG="\/nonexistent\/kubeconfig": no such file: give the kubeconfig file of the cluster$/,
+    },
+    {
+      name: 'LEADER_ELECTION=kubernetes with a KUBECONFIG list of which none exists',
+      env: { LEADER_ELECTION: 'kubernetes', KUBECONFIG: '/nonexistent/a:/nonexistent/b' },
+      want: /^KUBECONFIG="\/nonexistent\/a:\/nonexistent\/b": none of these files exists/,
+    },
+    {
       name: 'panic window longer than the stable one',
       env: { PANIC_WINDOW_MS: '9000', STABLE_WINDOW_MS: '6000' },
       want: /PANIC_WINDOW_MS=9000 > STABLE_WINDOW_MS=6000/,

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type PodView, type SliceView, serverMinor, snapshotOf, victimPlan } from './kube-objects.js';
+import {
+  adoptPlan,
+  agentDeployment,
+  type PodView,
+  type SliceView,
+  serverMinor,
+  snapshotOf,
+  TEMPLATE_HASH,
+  victimPlan,
+} from './kube-objects.js';
 
 const pod = (name: string, extra: Partial<PodView> = {}): PodView => ({
   metadata: { name, uid: `uid-${name}`, creationTimestamp: '2026-12-01T00:00:0' + name.slice(-1) + 'Z' },
@@ -81,4 +90,43 @@ describe('victimPlan and serverMinor', () => {
       assert.deepEqual(serverMinor(version), minor);
       assert.equal(victimPlan(serverMinor(version)), plan);
     });
+});
+
+describe('adoptPlan (what a restarted controller changes in an existing Deployment)', () => {
+  const ours = { hash: 'h-now', image: 'agent:2' };
+  const rows: Array<{ name: string; existing: { hash?: string; image?: string }; want: string }> = [
+    { name: 'ours, unchanged', existing: { hash: 'h-now', image: 'agent:2' }, want: 'none' },
+    { name: 'ours, configuration changed', existing: { hash: 'h-old', image: 'agent:2' }, want: 'template' },
+    { name: 'ours, image changed', existing: { hash: 'h-old', image: 'agent:1' }, want: 'template' },
+    { name: 'from manifests, same image', existing: { image: 'agent:2' }, want: 'none' },
+    { name: 'from manifests, another image', existing: { image: 'agent:1' }, want: 'image' },
+    { name: 'from manifests, no agent container', existing: {}, want: 'none' },
+  ];
+  for (const r of rows) {
+    it(r.name, () =>
+      assert.equal(adoptPlan({ hash: r.existing.hash, image: r.existing.image }, ours), r.want),
+    );
+  }
+
+  it('the hash follows the pod template: another env or limit is another hash, the count is not', () => {
+    const base = {
+      name: 'p-agents',
+      owner: 'p',
+      image: 'agent:1',
+      env: { A: '1' },
+      replicas: 1,
+      healthPath: '/health',
+      cpuLimit: 0.5,
+      memoryLimitBytes: 256 * 1024 * 1024,
+      cpuReservation: 0.1,
+      memoryReservationBytes: 0,
+      graceSeconds: 15,
+    };
+    const hashOf = (o: typeof base) =>
+      (agentDeployment(o).metadata as { annotations: Record<string, string> }).annotations[TEMPLATE_HASH];
+    assert.equal(hashOf(base), hashOf({ ...base, replicas: 5 }));
+    assert.notEqual(hashOf(base), hashOf({ ...base, env: { A: '2' } }));
+    assert.notEqual(hashOf(base), hashOf({ ...base, cpuLimit: 1 }));
+    assert.match(hashOf(base) ?? '', /^[0-9a-f]{16}$/);
+  });
 });

@@ -1,6 +1,7 @@
 // DRIVER=kubernetes, the pure part: the agents' Deployment and headless Service as this driver creates
 // them, the replicas as the pool sees them (from the Deployment, its pods and the Service's
 // EndpointSlices), and how a scale-down victim is honoured on a given server. No I/O.
+import { createHash } from 'node:crypto';
 import { cpuQuantity, memoryQuantity } from '../core/quantity.js';
 import type { Replica, ReplicaCondition, ReplicaSnapshot } from './driver.js';
 
@@ -11,6 +12,8 @@ export const POOL_LABEL = 'yggdrasil.dev/pool';
 export const DELETION_COST = 'controller.kubernetes.io/pod-deletion-cost';
 /** The cost given to a chosen victim (others have none, i.e. 0). */
 export const VICTIM_COST = '-1000';
+/** The annotation of a Deployment this driver made: the fingerprint of its pod template. */
+export const TEMPLATE_HASH = 'yggdrasil.dev/template-hash';
 
 export interface AgentObjectOptions {
   name: string;
@@ -39,55 +42,73 @@ export function poolLabels(o: Pick<AgentObjectOptions, 'name' | 'owner'>): Recor
 export function agentDeployment(o: AgentObjectOptions): Record<string, unknown> {
   const labels = poolLabels(o);
   const env = { ...o.env, PORT: String(AGENT_PORT), AGENT_HOST: '0.0.0.0' };
+  const template = {
+    metadata: { labels },
+    spec: {
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      terminationGracePeriodSeconds: o.graceSeconds,
+      securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001 },
+      containers: [
+        {
+          name: 'agent',
+          image: o.image,
+          imagePullPolicy: 'IfNotPresent',
+          ports: [{ containerPort: AGENT_PORT, name: 'http' }],
+          env: Object.entries(env).map(([name, value]) => ({ name, value })),
+          resources: {
+            limits: { cpu: cpuQuantity(o.cpuLimit), memory: memoryQuantity(o.memoryLimitBytes) },
+            requests: {
+              cpu: cpuQuantity(o.cpuReservation),
+              ...(o.memoryReservationBytes > 0 ? { memory: memoryQuantity(o.memoryReservationBytes) } : {}),
+            },
+          },
+          readinessProbe: {
+            httpGet: { path: o.healthPath, port: 'http' },
+            periodSeconds: 1,
+            failureThreshold: 2,
+          },
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            capabilities: { drop: ['ALL'] },
+          },
+          volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+        },
+      ],
+      volumes: [{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } }],
+    },
+  };
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: o.name, labels },
+    metadata: { name: o.name, labels, annotations: { [TEMPLATE_HASH]: templateHash(template) } },
     spec: {
       replicas: o.replicas,
       selector: { matchLabels: { [POOL_LABEL]: o.owner, 'app.kubernetes.io/name': o.name } },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
-      template: {
-        metadata: { labels },
-        spec: {
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          terminationGracePeriodSeconds: o.graceSeconds,
-          securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001 },
-          containers: [
-            {
-              name: 'agent',
-              image: o.image,
-              imagePullPolicy: 'IfNotPresent',
-              ports: [{ containerPort: AGENT_PORT, name: 'http' }],
-              env: Object.entries(env).map(([name, value]) => ({ name, value })),
-              resources: {
-                limits: { cpu: cpuQuantity(o.cpuLimit), memory: memoryQuantity(o.memoryLimitBytes) },
-                requests: {
-                  cpu: cpuQuantity(o.cpuReservation),
-                  ...(o.memoryReservationBytes > 0
-                    ? { memory: memoryQuantity(o.memoryReservationBytes) }
-                    : {}),
-                },
-              },
-              readinessProbe: {
-                httpGet: { path: o.healthPath, port: 'http' },
-                periodSeconds: 1,
-                failureThreshold: 2,
-              },
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                capabilities: { drop: ['ALL'] },
-              },
-              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
-            },
-          ],
-          volumes: [{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } }],
-        },
-      },
+      template,
     },
   };
+}
+
+/** The pod template's fingerprint, kept on the Deployment this driver made (a restart compares it). */
+export function templateHash(template: unknown): string {
+  return createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 16);
+}
+
+/**
+ * What a controller that starts over an existing Deployment changes in it. One this driver made
+ * (it has TEMPLATE_HASH) takes the whole pod template of the configuration now when that differs
+ * (env, limits, probe, image: a rolling update); one applied from manifests (deploy/kubernetes/, no
+ * hash) is the user's: only AGENT_IMAGE is rolled out, the rest stays as written.
+ */
+export function adoptPlan(
+  existing: { hash: string | undefined; image: string | undefined },
+  ours: { hash: string; image: string },
+): 'none' | 'template' | 'image' {
+  if (existing.hash !== undefined) return existing.hash === ours.hash ? 'none' : 'template';
+  return existing.image !== undefined && existing.image !== ours.image ? 'image' : 'none';
 }
 
 /** A headless Service: nothing but the selector the EndpointSlice controller publishes endpoints for. */

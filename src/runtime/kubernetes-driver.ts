@@ -6,7 +6,6 @@
 // It creates the Deployment and the Service when they are missing, and adopts them when they exist
 // (deploy/kubernetes/ ships them).
 
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AppsV1Api,
   CoreV1Api,
@@ -23,10 +22,13 @@ import {
   type V1Pod,
   VersionApi,
 } from '@kubernetes/client-node';
+import { exponentialDelay } from '../core/backoff.js';
 import type { Logger } from '../core/logger.js';
+import { Serial } from '../core/serial.js';
 import type { ReplicaDriver, ReplicaSnapshot, ResourceUsage } from './driver.js';
-import { loadKubeConfig } from './kube-config.js';
+import { loadKubeConfig, mergePatch, statusOf } from './kube-config.js';
 import {
+  adoptPlan,
   agentDeployment,
   agentService,
   DELETION_COST,
@@ -34,6 +36,7 @@ import {
   type SliceView,
   serverMinor,
   snapshotOf,
+  TEMPLATE_HASH,
   VICTIM_COST,
   victimPlan,
 } from './kube-objects.js';
@@ -57,10 +60,13 @@ export interface KubernetesDriverOptions {
   logger: Logger;
 }
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** Backoff of a watch that broke, or of a first sync that failed: 500 ms doubling to 10 s. */
+const RETRY_BASE_MS = 500;
+const RETRY_CAP_MS = 10_000;
 
 type Slice = KubernetesObject & SliceView;
-type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+/** What makeInformer gives (a ListWatch): its resourceVersion is empty until a list worked. */
+type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T> & { latestResourceVersion(): string };
 
 export class KubernetesDriver implements ReplicaDriver {
   readonly kind = 'kubernetes';
@@ -70,15 +76,19 @@ export class KubernetesDriver implements ReplicaDriver {
   private readonly apps: AppsV1Api;
   private readonly core: CoreV1Api;
   private readonly listeners = new Set<(s: ReplicaSnapshot) => void>();
-  private informers: Array<Informer<KubernetesObject>> = [];
+  private informers: Array<Watched<KubernetesObject>> = [];
   private pods: Watched<V1Pod> | undefined;
   private slices: Watched<Slice> | undefined;
   private deployments: Watched<V1Deployment> | undefined;
   private snapshot: ReplicaSnapshot = { desired: 0, replicas: [] };
   private last = '';
   private minor: Promise<number> | undefined;
-  private scaling: Promise<void> = Promise.resolve();
+  private readonly scaling = new Serial();
   private closed = false;
+  /** Consecutive failures of each informer since it last ran (the backoff's attempt). */
+  private readonly failures = new Map<Informer<KubernetesObject>, number>();
+  /** Pending restarts and retries, cleared by close(). */
+  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly opts: KubernetesDriverOptions) {
     this.kc = loadKubeConfig(opts.kubeconfig);
@@ -102,9 +112,7 @@ export class KubernetesDriver implements ReplicaDriver {
 
   /** Scale calls run one at a time (two first calls would both create the Deployment). */
   scale(count: number, o: { preferVictims?: readonly string[] } = {}): Promise<void> {
-    const run = this.scaling.then(() => this.scaleNow(count, o));
-    this.scaling = run.catch(() => {});
-    return run;
+    return this.scaling.run(() => this.scaleNow(count, o));
   }
 
   private async scaleNow(count: number, o: { preferVictims?: readonly string[] }): Promise<void> {
@@ -162,21 +170,54 @@ export class KubernetesDriver implements ReplicaDriver {
 
   /**
    * Once per driver, on a Deployment that exists: its Service too (without it no EndpointSlice, so no
-   * replica would ever be ready), and AGENT_IMAGE: a new one is rolled out by the Deployment
-   * (maxUnavailable 0, one surge pod at a time).
+   * replica would ever be ready), and the configuration of now (kube-objects.ts adoptPlan): the whole
+   * pod template on a Deployment this driver made, AGENT_IMAGE alone on one from manifests. The
+   * Deployment rolls it out (maxUnavailable 0, one surge pod at a time).
    */
   private async adopt(): Promise<void> {
     if (this.adopted) return;
     const o = this.opts;
+    const { deployment, service } = this.manifests(0);
     await this.core
-      .createNamespacedService({ namespace: o.namespace, body: this.manifests(0).service })
+      .createNamespacedService({ namespace: o.namespace, body: service })
       .catch((err: unknown) => {
         if (statusOf(err) !== 409) throw err;
       });
+    // From the informer's cache (synced before any scale): the Role grants no get on the Deployment.
     const d = this.deployments?.list().find((x) => x.metadata?.name === this.name);
-    const image = d?.spec?.template?.spec?.containers?.find((c) => c.name === 'agent')?.image;
-    if (d && image !== undefined && image !== o.image) {
-      o.logger.info({ from: image, to: o.image }, 'rolling the agents out to a new image');
+    if (!d) return; // not in the cache yet: adopted at the next scale
+    const ours = deployment as {
+      metadata: { annotations: Record<string, string> };
+      spec: { template: unknown };
+    };
+    const hash = ours.metadata.annotations[TEMPLATE_HASH] ?? '';
+    const image = d.spec?.template?.spec?.containers?.find((c) => c.name === 'agent')?.image;
+    const plan = adoptPlan(
+      { hash: d.metadata?.annotations?.[TEMPLATE_HASH], image },
+      { hash, image: o.image },
+    );
+    if (plan === 'template') {
+      o.logger.info(
+        { from: d.metadata?.annotations?.[TEMPLATE_HASH], to: hash },
+        "the agents' configuration changed: rolling it out",
+      );
+      // A merge patch replaces the template's lists whole (an env var taken out goes).
+      await this.apps.patchNamespacedDeployment(
+        {
+          name: this.name,
+          namespace: o.namespace,
+          body: {
+            metadata: { annotations: { [TEMPLATE_HASH]: hash } },
+            spec: { template: ours.spec.template },
+          },
+        },
+        mergePatch,
+      );
+    } else if (plan === 'image') {
+      o.logger.info(
+        { from: image, to: o.image },
+        "rolling the agents out to a new image (the rest is the manifest's)",
+      );
       await this.apps.patchNamespacedDeployment(
         {
           name: this.name,
@@ -230,7 +271,11 @@ export class KubernetesDriver implements ReplicaDriver {
     return () => this.listeners.delete(listener);
   }
 
-  /** After the informers' first lists (or the first failure to start them: the cluster is then down). */
+  /**
+   * After every informer's first list worked (or close()). Never after a failed one: an empty pool
+   * read from a server that refused the list (down, or an RBAC 403) would be "adopted" as nothing,
+   * and the new leader would set a running pool back to MIN_INSTANCES.
+   */
   synced(): Promise<void> {
     return this.first;
   }
@@ -242,7 +287,7 @@ export class KubernetesDriver implements ReplicaDriver {
   private starting: Promise<void> | undefined;
   private isSynced = false;
 
-  /** Starts the informers, again with backoff until they run (or the driver is closed). */
+  /** Starts the informers, again with backoff until every first list worked (or the driver is closed). */
   private async follow(): Promise<void> {
     for (let attempt = 1; !this.closed; attempt++) {
       try {
@@ -253,16 +298,33 @@ export class KubernetesDriver implements ReplicaDriver {
         this.markSynced();
         return;
       } catch (err) {
+        const delay = exponentialDelay(attempt, RETRY_BASE_MS, RETRY_CAP_MS);
         this.opts.logger.warn(
-          { err: (err as Error).message, attempt },
-          'watching the Kubernetes pool failed; retrying',
+          { err: (err as Error).message, attempt, retryInMs: delay },
+          `reading the Kubernetes pool failed (attempt ${attempt}); nothing is changed until it works, again in ${delay} ms`,
         );
         await this.stopInformers();
-        this.markSynced();
-        await sleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)));
+        await this.pause(delay);
       }
     }
   }
+
+  /** A delay that close() cuts short. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.timers.delete(t);
+        this.wake.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.timers.add(t);
+      this.wake.add(done);
+    });
+  }
+
+  private readonly wake = new Set<() => void>();
 
   private async openInformers(): Promise<void> {
     const ns = this.opts.namespace;
@@ -275,7 +337,7 @@ export class KubernetesDriver implements ReplicaDriver {
       `/api/v1/namespaces/${ns}/pods`,
       () => this.core.listNamespacedPod({ namespace: ns, labelSelector: selector }),
       selector,
-    );
+    ) as Watched<V1Pod>;
     const sliceSelector = `kubernetes.io/service-name=${this.name}`;
     this.slices = makeInformer<Slice>(
       this.kc,
@@ -289,34 +351,62 @@ export class KubernetesDriver implements ReplicaDriver {
           labelSelector: sliceSelector,
         }),
       sliceSelector,
-    );
+    ) as Watched<Slice>;
     this.deployments = makeInformer<V1Deployment>(
       this.kc,
       `/apis/apps/v1/namespaces/${ns}/deployments`,
       () => this.apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector }),
       selector,
-    );
-    this.informers = [this.pods, this.slices, this.deployments] as Array<Informer<KubernetesObject>>;
-    for (const inf of this.informers) {
-      for (const verb of ['add', 'update', 'delete'] as const) inf.on(verb, () => this.changedSafely());
+    ) as Watched<V1Deployment>;
+    const informers = [this.pods, this.slices, this.deployments] as Array<Watched<KubernetesObject>>;
+    this.informers = informers;
+    // client-node's start() never rejects: a failed list comes as an 'error' event, and the cache
+    // stays empty with no resourceVersion. Those of the first lists are kept here and thrown.
+    const firstErrors: unknown[] = [];
+    for (const inf of informers) {
+      for (const verb of ['add', 'update', 'delete'] as const)
+        inf.on(verb, () => {
+          this.failures.delete(inf);
+          this.changedSafely();
+        });
       inf.on('error', (err: unknown) => {
-        if (this.closed) return;
-        this.opts.logger.warn({ err: (err as Error)?.message }, 'a Kubernetes watch broke; restarting it');
-        this.restart(inf, 1);
+        if (this.closed || !this.informers.includes(inf)) return;
+        if (!this.isSynced) firstErrors.push(err);
+        else this.broke(inf, err);
       });
     }
-    await Promise.all(this.informers.map((i) => i.start()));
+    await Promise.all(informers.map((i) => i.start()));
+    const unlisted = informers.filter((i) => !i.latestResourceVersion());
+    if (firstErrors.length > 0 || unlisted.length > 0) {
+      const err = firstErrors[0] as (Error & { code?: number; body?: unknown }) | undefined;
+      throw new Error(
+        err
+          ? `${err.message}${statusOf(err) === 403 ? ' (forbidden: the RBAC of deploy/kubernetes/rbac.yaml lets the controller list pods, endpointslices and deployments)' : ''}`
+          : `${unlisted.length} of the pool's lists did not complete`,
+      );
+    }
   }
 
-  /** A broken watch again, with backoff, until it runs or the driver is closed. */
-  private restart(inf: Informer<KubernetesObject>, attempt: number): void {
-    setTimeout(
-      () => {
-        if (this.closed || !this.informers.includes(inf)) return;
-        inf.start().catch(() => this.restart(inf, attempt + 1));
-      },
-      Math.min(5000, 250 * 2 ** Math.min(attempt, 5)),
+  /**
+   * A watch broke (client-node's ListWatch does not restart it after an error): again with backoff;
+   * its failure count is cleared once it has run long enough to be told of a change.
+   */
+  private broke(inf: Watched<KubernetesObject>, err: unknown): void {
+    if (this.closed || !this.informers.includes(inf)) return;
+    const attempt = (this.failures.get(inf) ?? 0) + 1;
+    this.failures.set(inf, attempt);
+    const delay = exponentialDelay(attempt, RETRY_BASE_MS, RETRY_CAP_MS);
+    this.opts.logger.warn(
+      { err: (err as Error)?.message, attempt, retryInMs: delay },
+      `a Kubernetes watch broke (attempt ${attempt}); restarting it in ${delay} ms`,
     );
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (this.closed || !this.informers.includes(inf)) return;
+      // An error of this start comes as another 'error' event, or as the rejection (watch refused).
+      inf.start().catch((e: unknown) => this.broke(inf, e));
+    }, delay);
+    this.timers.add(t);
   }
 
   private async stopInformers(): Promise<void> {
@@ -351,12 +441,16 @@ export class KubernetesDriver implements ReplicaDriver {
     return g.versions.some((v) => v.version === 'v1') ? 'v1' : 'v1beta1';
   }
 
+  /** The server's minor version, asked once; a failure is not kept (asked again next time). */
   private serverMinor(): Promise<number> {
     this.minor ??= this.kc
       .makeApiClient(VersionApi)
       .getCode()
       .then((v) => serverMinor(v))
-      .catch(() => Number.NaN);
+      .catch(() => {
+        this.minor = undefined;
+        return Number.NaN;
+      });
     return this.minor;
   }
 
@@ -367,6 +461,10 @@ export class KubernetesDriver implements ReplicaDriver {
   async close(): Promise<void> {
     this.closed = true;
     this.listeners.clear();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const w of this.wake) w();
+    this.wake.clear();
     await this.starting?.catch(() => {});
     await this.stopInformers();
     this.markSynced();
@@ -387,10 +485,4 @@ export class KubernetesDriver implements ReplicaDriver {
       .then(() => true, gone);
     return d || s;
   }
-}
-
-/** The HTTP status of a client-node ApiException, if that is what `err` is. */
-function statusOf(err: unknown): number | undefined {
-  const code = (err as { code?: unknown })?.code;
-  return typeof code === 'number' ? code : undefined;
 }

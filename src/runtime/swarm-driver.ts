@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { type Cancel, type Clock, systemClock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
+import { Serial } from '../core/serial.js';
 import { LABEL_OWNER } from './docker-driver.js';
 import type { Replica, ReplicaCondition, ReplicaDriver, ReplicaSnapshot, ResourceUsage } from './driver.js';
 
@@ -148,12 +149,10 @@ export class SwarmDriver implements ReplicaDriver {
 
   /** Scale calls run one at a time (two first calls would both create the service). */
   scale(count: number, o: { preferVictims?: readonly string[] } = {}): Promise<void> {
-    const run = this.scaling.then(() => this.scaleNow(count, o));
-    this.scaling = run.catch(() => {});
-    return run;
+    return this.scaling.run(() => this.scaleNow(count, o));
   }
 
-  private scaling: Promise<void> = Promise.resolve();
+  private readonly scaling = new Serial();
 
   private async scaleNow(count: number, o: { preferVictims?: readonly string[] }): Promise<void> {
     const service = await this.findService();
@@ -186,9 +185,7 @@ export class SwarmDriver implements ReplicaDriver {
         this.opts.logger.warn({ err: err.message }, 'reading the swarm tasks failed'),
       );
     });
-    void this.poll()
-      .catch(() => {})
-      .finally(() => this.markSynced());
+    void this.poll().catch(() => {}); // the poller tries again; synced() waits for a read that worked
     return () => this.listeners.delete(listener);
   }
 
@@ -197,7 +194,11 @@ export class SwarmDriver implements ReplicaDriver {
     this.markSynced = r;
   });
 
-  /** After the first read of the service and its tasks (even a failed one: the engine is then down). */
+  /**
+   * After the first read of the service and its tasks that worked (or close()). Never after a failed
+   * one: an empty pool read from an engine that did not answer would be "adopted" as nothing, and
+   * the new leader would set a running pool back to MIN_INSTANCES.
+   */
   synced(): Promise<void> {
     return this.first;
   }
@@ -216,6 +217,7 @@ export class SwarmDriver implements ReplicaDriver {
     }
     replicas.sort((a, b) => Number(a.meta.slot) - Number(b.meta.slot));
     const snapshot = { desired, replicas };
+    this.markSynced();
     const key = JSON.stringify(snapshot);
     if (key !== this.last) {
       this.last = key;
@@ -233,6 +235,7 @@ export class SwarmDriver implements ReplicaDriver {
     this.poller?.();
     this.poller = undefined;
     this.listeners.clear();
+    this.markSynced(); // a start() still waiting goes on, and sees its controller stopped
   }
 
   /** `yggdrasil down`: removes the service (Swarm stops its tasks). */

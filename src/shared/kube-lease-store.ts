@@ -3,14 +3,8 @@
 // can never both take it. The fencing token is still Redis's term: INCRed by the new leader once the
 // Lease is its own (never before, or a failed taker would fence the real leader's writes), and kept
 // in the Lease's annotation for the standbys to show. Decisions come from kube-lease.ts.
-import {
-  CoordinationV1Api,
-  type KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Lease,
-  V1MicroTime,
-} from '@kubernetes/client-node';
+import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
+import { mergePatch, statusOf } from '../runtime/kube-config.js';
 import { type LeaseRecord, leaseMove, type Observed, observe } from './kube-lease.js';
 import type { LeaseStore } from './leader-election.js';
 
@@ -26,8 +20,6 @@ export interface KubeLeaseStoreOptions {
   currentTerm: () => Promise<number | null>;
   now?: () => number;
 }
-
-const statusOf = (err: unknown) => (err as { code?: unknown })?.code;
 
 function recordOf(l: V1Lease): LeaseRecord {
   const renew = l.spec?.renewTime;
@@ -133,7 +125,7 @@ export class KubeLeaseStore implements LeaseStore {
         namespace: this.opts.namespace,
         body: { metadata: { annotations: { [TERM_ANNOTATION]: String(term) } } },
       },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      mergePatch,
     );
   }
 
