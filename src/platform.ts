@@ -133,7 +133,8 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
       sessionMode: cfg.SESSION_MODE,
       warmInstances: cfg.WARM_INSTANCES,
       dataplane: dataplane ? { kind: 'haproxy', ...dataplane.status() } : { kind: 'node' },
-      ...(sessions ? { sessions: sessions.list() } : {}),
+      // By tag: a session id lets its holder reach the instance, and /status needs only a read key.
+      ...(sessions ? { sessions: sessions.list().map(({ session: _id, ...rest }) => rest) } : {}),
     };
   };
   const feed = new LiveFeed({

@@ -11,8 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { io } from 'socket.io-client';
 import { addKey } from '../src/auth/keys.js';
 import type { Platform } from '../src/platform.js';
+import { sessionTag } from '../src/sessions/session-tag.js';
 import { bootPlatform, killInstance, runKey, waitFor } from './helpers/platform.js';
 
 const authFile = join(mkdtempSync(join(tmpdir(), 'ygg-sessions-')), 'auth.json');
@@ -44,6 +46,26 @@ async function call(url: string, session?: string, init: RequestInit = {}): Prom
   return { status: res.status, headers: res.headers, body };
 }
 
+/** The live feed's greeting to a key (its events and instances). */
+function feedHello(url: string, token: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const s = io(url, {
+      path: '/_yggdrasil/socket.io',
+      transports: ['websocket'],
+      reconnection: false,
+      auth: { token },
+    });
+    s.once('hello', (hello: unknown) => {
+      s.close();
+      resolve(hello);
+    });
+    s.once('connect_error', (err) => {
+      s.close();
+      reject(err);
+    });
+  });
+}
+
 const codeOf = (a: Answer) => (a.body.error as { code?: string } | undefined)?.code;
 const requestsOf = (a: Answer) => (a.body.session as { requests: number }).requests;
 const instanceOf = (a: Answer) => a.headers.get('x-yggdrasil-instance') ?? '';
@@ -67,8 +89,10 @@ async function cpuSeconds(p: Platform, id: string): Promise<number> {
 describe('dedicated sessions: an instance per session, paused when idle', { timeout: 180_000 }, () => {
   let p: Platform;
   let admin: string;
+  let reader: string;
   before(async () => {
     admin = await addKey(authFile, 'ops', 'admin');
+    reader = await addKey(authFile, 'viewer', 'read');
     p = await bootPlatform({
       SESSION_MODE: 'dedicated',
       MAX_INSTANCES: '8',
@@ -126,8 +150,35 @@ describe('dedicated sessions: an instance per session, paused when idle', { time
       assert.equal(codeOf(r), 'YGG_ERR_UNKNOWN_INSTANCE');
     }
     const status = p.controller.status();
-    assert.equal(status.instances.find((i) => i.id === ia)?.session, 'alice');
-    assert.equal(status.instances.find((i) => i.id === ib)?.session, 'bob');
+    assert.equal(status.instances.find((i) => i.id === ia)?.session, sessionTag('alice'));
+    assert.equal(status.instances.find((i) => i.id === ib)?.session, sessionTag('bob'));
+  });
+
+  it('a read key sees sessions by tag, never by id (the id reaches the instance)', async () => {
+    const a = await call(`${p.lbUrl}/process`, 'alice');
+    assert.equal(a.status, 200);
+    const auth = { authorization: `Bearer ${reader}` };
+    const views: Record<string, string> = {
+      'controller /status': await (await fetch(`${p.controllerUrl}/status`, { headers: auth })).text(),
+      'LB /status': await (await fetch(`${p.lbUrl}/status`, { headers: auth })).text(),
+      'live feed hello': JSON.stringify(await feedHello(p.controllerUrl, reader)),
+    };
+    for (const [where, text] of Object.entries(views)) {
+      const m = /alice|bob|warm-1/.exec(text);
+      assert.equal(
+        m,
+        null,
+        `${where} names no session id: …${text.slice((m?.index ?? 0) - 200, (m?.index ?? 0) + 50)}`,
+      );
+    }
+    assert.ok(views['controller /status']?.includes(sessionTag('alice')), 'the tag is there instead');
+    assert.ok(views['live feed hello']?.includes(sessionTag('alice')), 'events carry the tag');
+    // The admin's list pairs each id with its tag.
+    const list = (await (
+      await fetch(`${p.controllerUrl}/sessions`, { headers: { authorization: `Bearer ${admin}` } })
+    ).json()) as { sessions: Array<{ session: string; tag: string }> };
+    assert.equal(list.sessions.find((s) => s.session === 'alice')?.tag, sessionTag('alice'));
+    assert.notEqual(sessionTag('alice'), sessionTag('bob'));
   });
 
   it('a request naming no session is refused (400): no instance for an anonymous request', async () => {
@@ -213,7 +264,7 @@ describe('dedicated sessions: an instance per session, paused when idle', { time
     );
     const paused = p.controller.events
       .recent(200)
-      .filter((e) => e.type === 'instance_paused' && e.data?.session === 'streamer');
+      .filter((e) => e.type === 'instance_paused' && e.data?.session === sessionTag('streamer'));
     assert.equal(paused.length, 0, 'not paused while its stream was open');
   });
 
@@ -245,7 +296,7 @@ describe('dedicated sessions: an instance per session, paused when idle', { time
       () => !p.controller.status().instances.some((i) => runKey(i) === runKey(run)),
       30_000,
     );
-    assert.ok(!p.controller.status().instances.some((i) => i.session === 'alice'));
+    assert.ok(!p.controller.status().instances.some((i) => i.session === sessionTag('alice')));
     const unknown = await fetch(`${p.controllerUrl}/sessions/nobody`, {
       method: 'DELETE',
       headers: { authorization: `Bearer ${admin}` },

@@ -138,4 +138,28 @@ describe('runs shared through Redis: any router serves them', { skip, timeout: 1
       assert.equal(v.status, 404);
     }
   });
+
+  // Last: it kills router A.
+  it('a run whose router was killed (SIGKILL) fails YGG_ERR_RUN_LOST: its followers end, DELETE says so', async () => {
+    const id = await startRun(a, '/stream?n=100000&ms=50');
+    const first = await read(b, id, 0, 3);
+    assert.deepEqual(first.ids, [1, 2, 3]);
+    const follower = read(b, id, 3);
+    await waitFor('router B to be following', async () => ((await view(b, id)).run?.answer?.events ?? 0) > 5);
+    pool.routers[0]?.kill('SIGKILL');
+    const rest = await follower;
+    assert.match(rest.ended, /"state":"failed"/, 'the follower is told the run ended, not left open');
+    assert.deepEqual(
+      rest.ids,
+      Array.from({ length: rest.ids.length }, (_, i) => i + 4),
+      'what A had recorded before it died, with no gap',
+    );
+    const v = await view(b, id);
+    assert.equal(v.run?.state, 'failed');
+    assert.equal(v.run?.error?.code, 'YGG_ERR_RUN_LOST');
+    const del = await request(`${b}/runs/${id}`, { method: 'DELETE' });
+    const body = (await del.body.json()) as { run: RunView };
+    assert.equal(body.run.state, 'failed', 'a DELETE of a lost run says it is over, not that it runs');
+    assert.equal((await read(b, id, 0)).ended.includes('"state":"failed"'), true, 'a new reader ends too');
+  });
 });

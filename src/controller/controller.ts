@@ -10,6 +10,7 @@ import type { Logger } from '../core/logger.js';
 import type { InstanceState, PoolMember, PoolOutlook } from '../core/pool.js';
 import type { Endpoint, ExitInfo, InstanceDriver, InstanceHandle } from '../runtime/driver.js';
 import { urlOf } from '../runtime/driver.js';
+import { ownerTag } from '../sessions/session-tag.js';
 import { pickClaim } from './claim.js';
 import { type ProbeResult, probeHealth } from './health-probe.js';
 import { isLive, slotNumber } from './instance.js';
@@ -129,7 +130,7 @@ export interface InstanceStatus {
   cpu: number | null;
   memoryBytes: number | null;
   meta: Record<string, string | number>;
-  /** SESSION_MODE=dedicated: the session that owns it (null: a warm instance). */
+  /** SESSION_MODE=dedicated: the tag of the session that owns it (session-tag.ts; null: a warm instance). */
   session?: string | null;
 }
 
@@ -445,7 +446,7 @@ export class Controller {
       }
       return false;
     }
-    this.emit('instance_paused', id, `paused ${id} (session idle)`, { session: slot.owner });
+    this.emit('instance_paused', id, `paused ${id} (session idle)`, { session: ownerTag(slot.owner) });
     return true;
   }
 
@@ -473,7 +474,7 @@ export class Controller {
     slot.state = 'ready';
     slot.nextCheckAt = this.clock.now() + this.opts.healthCheckIntervalMs;
     this.emit('instance_resumed', id, `resumed ${id}`, {
-      session: slot.owner,
+      session: ownerTag(slot.owner),
       resumeMs: this.clock.now() - began,
     });
     this.notifyPool();
@@ -577,7 +578,7 @@ export class Controller {
           cpu: s.cpu ?? null,
           memoryBytes: s.memoryBytes ?? null,
           meta: s.handle?.meta ?? {},
-          ...(this.opts.dedicated ? { session: s.owner ?? null } : {}),
+          ...(this.opts.dedicated ? { session: ownerTag(s.owner) } : {}),
         }),
       );
     return poolStatus(

@@ -55,6 +55,10 @@ export const ERROR_CATALOGUE = {
     status: 409,
     doc: 'The session has a run in progress and SESSION_MULTITASK=reject: wait for it (GET /runs/{id}) or cancel it.',
   },
+  YGG_ERR_RUN_LOST: {
+    status: 502,
+    doc: 'The router that ran the run stopped before it finished (killed, or cut off from Redis for 3 × ROUTER_HEARTBEAT_MS): the run keeps what it had recorded.',
+  },
   YGG_ERR_RUN_CANCELLED: {
     status: 409,
     doc: 'The run was cancelled (DELETE /runs/{id}); its request was aborted.',

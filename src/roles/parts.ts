@@ -52,10 +52,6 @@ function containerOptions(cfg: PlatformConfig) {
 
 export async function createDriver(cfg: PlatformConfig, deps: DriverDeps): Promise<RuntimeDriver> {
   if (cfg.DRIVER === 'kubernetes') {
-    if (!/^[a-z0-9]([-a-z0-9]{0,47}[a-z0-9])?$/.test(cfg.DOCKER_OWNER))
-      throw configError(
-        `DOCKER_OWNER=${cfg.DOCKER_OWNER} cannot name a Kubernetes Deployment: with DRIVER=kubernetes use lower-case letters, digits and - (at most 49)`,
-      );
     const { KubernetesDriver } = await import('../runtime/kubernetes-driver.js');
     return new KubernetesDriver({
       ...containerOptions(cfg),
@@ -109,6 +105,10 @@ export async function haproxyDataplane(cfg: PlatformConfig, logger: Logger) {
     host: cfg.BIND_HOST,
     binary: cfg.HAPROXY_BIN,
     healthPath: cfg.AGENT_HEALTH_PATH,
+    sessionAffinity: cfg.SESSION_AFFINITY,
+    trustedProxies: cfg.TRUSTED_PROXIES.split(',')
+      .map((a) => a.trim())
+      .filter((a) => a !== ''),
     sessionTtlMs: cfg.SESSION_TTL_MS,
     queueTimeoutMs: cfg.QUEUE_TIMEOUT_MS,
     requestTimeoutMs: cfg.REQUEST_TIMEOUT_MS,
@@ -137,6 +137,7 @@ export function runService(cfg: PlatformConfig, logger: Logger, shared?: SharedR
     retentionMs: cfg.RUN_RETENTION_MS,
     maxBytes: cfg.RUN_LOG_MAX_BYTES,
     maxBodyBytes: cfg.MAX_BODY_BYTES,
+    queueTimeoutMs: cfg.QUEUE_TIMEOUT_MS,
     multitask: cfg.SESSION_MULTITASK,
     logger: logger.child({ part: 'runs' }),
   });

@@ -224,6 +224,7 @@ export async function startRouterRole(cfg: PlatformConfig, deps: { logger: Logge
     owner: id,
     retentionMs: cfg.RUN_RETENTION_MS,
     runTimeoutMs: cfg.RUN_TIMEOUT_MS,
+    routerTtlMs: presence.ttlMs,
     logger: logger.child({ part: 'runs' }),
   });
   await sharedRuns.start();

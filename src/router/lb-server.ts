@@ -119,7 +119,14 @@ export function createLbServer(opts: LbServerOptions): Server {
     expectsContinue: boolean,
   ): Promise<void> => {
     const session = sessionIdOf(req);
-    const refused = session === undefined ? undefined : await runs.sessionTurn(session, true);
+    if (session === undefined) return router.proxy(req, res, url, expectsContinue);
+    // enqueue: it waits for the session's runs, at most QUEUE_TIMEOUT_MS, and only while its client is there.
+    const left = new AbortController();
+    const onClose = () => left.abort();
+    res.once('close', onClose);
+    const refused = await runs.sessionTurn(session, left.signal);
+    res.off('close', onClose);
+    if (left.signal.aborted) return;
     if (refused) return sendError(res, refused);
     return router.proxy(req, res, url, expectsContinue);
   };

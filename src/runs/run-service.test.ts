@@ -18,6 +18,7 @@ describe('RunService.close', () => {
     retentionMs: 60_000,
     maxBytes: 1024 * 1024,
     maxBodyBytes: 1024,
+    queueTimeoutMs: 150,
     logger: createLogger('silent'),
   });
   const proxy = (path: string) => (sink: RecordingResponse) => {
@@ -30,6 +31,7 @@ describe('RunService.close', () => {
     });
   };
   const server = createServer((req, res) => {
+    if (runs.route(req, res, req.url ?? '/')) return;
     void runs.accept(req, res, proxy(req.url ?? '/'), { session: 's1' });
   });
   let url = '';
@@ -38,6 +40,33 @@ describe('RunService.close', () => {
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   after(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('a plain request of the session waits at most QUEUE_TIMEOUT_MS, and not once its client left', async () => {
+    const res = await fetch(`${url}/long`, { method: 'POST', body: '{}' });
+    assert.equal(res.status, 202);
+    const { run } = (await res.json()) as { run: { id: string } };
+    const waited = await runs.sessionTurn('s1', new AbortController().signal);
+    assert.equal(waited?.code, 'YGG_ERR_RUN_ACTIVE', 'still running after QUEUE_TIMEOUT_MS: refused');
+    assert.match(waited?.message ?? '', /QUEUE_TIMEOUT_MS=150/);
+    const gone = new AbortController();
+    const turn = runs.sessionTurn('s1', gone.signal);
+    gone.abort();
+    assert.equal(await turn, undefined, 'the client left: nothing to answer');
+    assert.equal(
+      await runs.sessionTurn('other', new AbortController().signal),
+      undefined,
+      'another session goes',
+    );
+    await fetch(`${url}/runs/${run.id}`, { method: 'DELETE' });
+    assert.equal(runs.log.get(run.id)?.state, 'cancelled');
+    assert.equal(
+      await runs.sessionTurn('s1', new AbortController().signal),
+      undefined,
+      'its turn once the run ended',
+    );
+    started.length = 0;
+    destroyed = 0;
+  });
 
   it('cancels the running run and the queued one; the queued one never starts', async () => {
     const accept = async (path: string) => {

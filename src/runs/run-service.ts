@@ -32,6 +32,8 @@ export interface RunServiceOptions {
   retentionMs: number;
   /** RUN_LOG_MAX_BYTES. */
   maxBytes: number;
+  /** QUEUE_TIMEOUT_MS: how long a plain request of a session waits for its runs (enqueue). */
+  queueTimeoutMs: number;
   /** MAX_BODY_BYTES: the request body is read whole before the 202. */
   maxBodyBytes: number;
   /** SESSION_MULTITASK: a request of a session while one of its runs is active. @default enqueue */
@@ -133,9 +135,10 @@ export class RunService {
   /**
    * SESSION_MULTITASK for a request of `session` (a run, or a plain request) while runs of the
    * session are active: an error to answer (reject), or nothing once it may go (interrupt: they are
-   * cancelled; enqueue: a plain request waits until they are done; a run waits in `accept`).
+   * cancelled; enqueue: a plain request waits until they are done, at most `wait.timeoutMs`
+   * (QUEUE_TIMEOUT_MS) and only while its client is there (`left` not aborted); a run waits in `accept`).
    */
-  async sessionTurn(session: string, waitForAll: boolean): Promise<YggError | undefined> {
+  async sessionTurn(session: string, left?: AbortSignal): Promise<YggError | undefined> {
     const active = this.log.activeOf(session);
     if (!active) return undefined;
     const policy = this.opts.multitask ?? 'enqueue';
@@ -150,10 +153,47 @@ export class RunService {
       for (const r of this.log.allActiveOf(session)) this.abort(r.id, 'cancelled', 'YGG_ERR_RUN_CANCELLED');
       return undefined;
     }
-    if (waitForAll) {
-      for (let r = this.log.activeOf(session); r; r = this.log.activeOf(session)) await this.ended(r.id);
+    if (!left) return undefined;
+    const timeoutMs = this.opts.queueTimeoutMs;
+    const deadline = this.now() + timeoutMs;
+    for (let r = this.log.activeOf(session); r; r = this.log.activeOf(session)) {
+      const ms = deadline - this.now();
+      const outcome = ms > 0 ? await this.endedOrGiveUp(r.id, ms, left) : 'timeout';
+      if (outcome === 'gone') return undefined; // nobody to answer: the caller sees its signal aborted
+      if (outcome === 'timeout') {
+        return new YggError(
+          'YGG_ERR_RUN_ACTIVE',
+          `session ${session} still has run ${r.id} in progress after QUEUE_TIMEOUT_MS=${timeoutMs} (SESSION_MULTITASK=enqueue): try again, or DELETE /runs/${r.id}`,
+          { retryAfterSeconds: 1, details: { run: r.id } },
+        );
+      }
     }
     return undefined;
+  }
+
+  /** The run ended, or the wait ran out, or the client left first. */
+  private async endedOrGiveUp(
+    id: string,
+    ms: number,
+    signal: AbortSignal,
+  ): Promise<'ended' | 'timeout' | 'gone'> {
+    if (signal.aborted) return 'gone';
+    const r = this.log.get(id);
+    if (!r || isFinished(r.state)) return 'ended';
+    return new Promise((resolve) => {
+      const settle = (outcome: 'ended' | 'timeout' | 'gone') => {
+        stop();
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(outcome);
+      };
+      const stop = this.log.subscribe(id, (u) => {
+        if (u.kind === 'end') settle('ended');
+      });
+      const timer = setTimeout(() => settle('timeout'), ms);
+      const onAbort = () => settle('gone');
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Resolves when the run is finished (at once when it is, or is gone). */
@@ -189,7 +229,7 @@ export class RunService {
     }
     const session = meta.session;
     if (session) {
-      const refused = await this.sessionTurn(session, false);
+      const refused = await this.sessionTurn(session);
       if (refused) return sendError(res, refused);
     }
     const id = randomUUID();
@@ -322,7 +362,14 @@ export class RunService {
       done = true;
       stop();
       clearInterval(safety);
+      this.remoteStreams.delete(shut);
     };
+    // The router stops: the client is let go (it may resume after its last id on another router).
+    const shut = () => {
+      close();
+      res.end();
+    };
+    this.remoteStreams.add(shut);
     const pump = async (): Promise<void> => {
       if (done) return;
       if (busy) {
@@ -369,9 +416,13 @@ export class RunService {
     void pump();
   }
 
-  /** Ends every active run (the router stops). */
+  /** Streams of other routers' runs being followed: each ends its response (close()). */
+  private readonly remoteStreams = new Set<() => void>();
+
+  /** Ends every active run and every stream followed from the shared log (the router stops). */
   close(): void {
     clearInterval(this.sweeper);
+    for (const shut of [...this.remoteStreams]) shut();
     // Running ones (their upstream request aborted) and queued ones: none starts after the close.
     for (const r of this.log.allActive()) this.abort(r.id, 'cancelled', 'YGG_ERR_RUN_CANCELLED');
   }

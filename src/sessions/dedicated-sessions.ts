@@ -12,6 +12,7 @@ import { recordPoolEvent } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { InstanceState } from '../core/pool.js';
 import { idlePlan, sweepIntervalMs } from './idle-plan.js';
+import { sessionTag } from './session-tag.js';
 
 /** What this needs of the controller (it implements it). */
 export interface SessionInstances {
@@ -51,6 +52,8 @@ export interface SessionHold {
 
 export interface SessionInfo {
   session: string;
+  /** How /status, events and the live feed name it (session-tag.ts). */
+  tag: string;
   instance: string;
   state: InstanceState;
   inflight: number;
@@ -197,10 +200,15 @@ export class DedicatedSessions {
       this.byInstance.set(claimed.id, sessionId);
       this.metrics.claims.inc({ source });
       how = claimed.kind === 'warm' ? 'warm' : 'started';
-      this.emit('session_started', claimed.id, `session ${sessionId} got ${claimed.id} (${source})`, {
-        session: sessionId,
-        source,
-      });
+      this.emit(
+        'session_started',
+        claimed.id,
+        `session ${sessionTag(sessionId)} got ${claimed.id} (${source})`,
+        {
+          session: sessionTag(sessionId),
+          source,
+        },
+      );
     }
     if (e.tenant !== tenant) {
       this.metrics.refused.inc({ reason: 'tenant' });
@@ -293,10 +301,15 @@ export class DedicatedSessions {
     if (!e) return false;
     this.forget(e, reason);
     this.opts.instances.release(e.instance, sessionId);
-    this.emit('session_ended', e.instance, `session ${sessionId} ended (${reason}); ${e.instance} stops`, {
-      session: sessionId,
-      reason,
-    });
+    this.emit(
+      'session_ended',
+      e.instance,
+      `session ${sessionTag(sessionId)} ended (${reason}); ${e.instance} stops`,
+      {
+        session: sessionTag(sessionId),
+        reason,
+      },
+    );
     return true;
   }
 
@@ -314,6 +327,7 @@ export class DedicatedSessions {
   list(): SessionInfo[] {
     return [...this.table.values()].map((e) => ({
       session: e.id,
+      tag: sessionTag(e.id),
       instance: e.instance,
       state: this.opts.instances.member(e.instance)?.state ?? 'stopped',
       inflight: e.inflight,

@@ -8,6 +8,9 @@
 // with XRANGE. A DELETE on another router is a PUBLISH on <prefix>:runs:cancel. Keys expire
 // RUN_RETENTION_MS after the run ends (RUN_TIMEOUT_MS + RUN_RETENTION_MS after it began, should its
 // router die first). When Redis is away the run goes on; its mirror misses those changes (logged).
+// A run whose router is gone (no heartbeat in <prefix>:routers for 3 × ROUTER_HEARTBEAT_MS, or this
+// router's id again after a restart) can never finish: the first reader marks it failed
+// YGG_ERR_RUN_LOST, atomically (LOST below), so its followers end and a DELETE says it is over.
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from '../core/logger.js';
 import type { RunChange, RunEvent, RunState } from '../runs/run-log.js';
@@ -24,8 +27,36 @@ export interface RedisRunLogOptions {
   owner: string;
   retentionMs: number;
   runTimeoutMs: number;
+  /** A router without a heartbeat for this long is gone (3 × ROUTER_HEARTBEAT_MS). */
+  routerTtlMs: number;
   logger: Logger;
 }
+
+/** The error of a run whose router died. */
+export const RUN_LOST = {
+  code: 'YGG_ERR_RUN_LOST',
+  message:
+    'the router that ran the request stopped before it finished (killed or lost): the run has what it had recorded',
+};
+
+/**
+ * KEYS: run hash, events stream, body. ARGV: finishedAt, error JSON, retention ms. A run still
+ * queued or running becomes failed, with the end marker after its last event; else nothing (1 / 0).
+ */
+const LOST = `
+local s = redis.call('HGET', KEYS[1], 'state')
+if s ~= 'queued' and s ~= 'running' then return 0 end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local n, seq = 0, 0
+if #last > 0 then
+  local a, b = string.match(last[1][1], '^(%d+)-(%d+)$')
+  n, seq = tonumber(a), tonumber(b)
+end
+if seq ~= 1 then redis.call('XADD', KEYS[2], n .. '-1', 'end', 'failed') end
+redis.call('HSET', KEYS[1], 'state', 'failed', 'finishedAt', ARGV[1], 'error', ARGV[2], 'events', n)
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return 1
+`;
 
 /** Events read per XRANGE. */
 const PAGE = 500;
@@ -199,8 +230,13 @@ export class RedisRunLog implements SharedRuns {
 
   async get(id: string, withBody: boolean): Promise<RunSummary | undefined> {
     const k = this.opts.keys;
-    const h = await this.opts.redis.hgetall(k.run(id));
+    let h = await this.opts.redis.hgetall(k.run(id));
     if (!h.id) return undefined;
+    if ((h.state === 'queued' || h.state === 'running') && !(await this.ownerLives(h.owner))) {
+      await this.markLost(id);
+      h = await this.opts.redis.hgetall(k.run(id));
+      if (!h.id) return undefined;
+    }
     const sse = h.sse === '1';
     const events = sse
       ? h.events !== undefined
@@ -247,6 +283,34 @@ export class RedisRunLog implements SharedRuns {
       else events.push({ id: n, lines: JSON.parse(fields[1] ?? '[]') as string[] });
     }
     return { events, ...(end ? { end } : {}), more: entries.length === PAGE };
+  }
+
+  /**
+   * Whether the router that runs a run is alive. Not this router: get() is asked only for runs this
+   * one does not hold, so a run under its id is a previous process's (restarted with the same id).
+   */
+  private async ownerLives(owner: string | undefined): Promise<boolean> {
+    if (owner === undefined || owner === this.opts.owner) return false;
+    const seen = await this.opts.redis.zscore(this.opts.keys.routers, owner);
+    return seen !== null && Date.now() - Number(seen) <= this.opts.routerTtlMs;
+  }
+
+  private async markLost(id: string): Promise<void> {
+    const k = this.opts.keys;
+    const marked = await this.opts.redis.eval(
+      LOST,
+      3,
+      k.run(id),
+      k.runEvents(id),
+      k.runBody(id),
+      String(Date.now()),
+      JSON.stringify(RUN_LOST),
+      String(this.opts.retentionMs),
+    );
+    if (marked === 1) {
+      this.opts.logger.warn({ run: id }, `run ${id} is lost: the router that ran it is gone`);
+      await this.opts.redis.publish(k.runsChanged, id);
+    }
   }
 
   follow(id: string, onChange: () => void): () => void {
