@@ -173,7 +173,8 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
   };
   const lb: Server = createLbServer(lbOptions);
   // DATAPLANE=haproxy: while HAProxy is down the Node router serves its port too, with a server of its
-  // own there (the same routes and router), closed when HAProxy is started again.
+  // own there (the same routes and router). HAProxy is started again on that server's listening
+  // socket (its fd), and the server stops accepting once HAProxy answers: the port is never closed.
   let fallback: Server | undefined;
   dataplane?.setFailover({
     async take(port) {
@@ -181,13 +182,15 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
       await listen(server, port, cfg.BIND_HOST);
       fallback = server;
     },
+    listener() {
+      return (fallback as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+    },
     async release() {
       const server = fallback;
       fallback = undefined;
       if (!server) return;
-      // The port is free once the listener closes (next turn); its open connections finish meanwhile.
+      // It stops accepting at once (close() shuts its listener); its open connections finish.
       void closeServer(server);
-      await new Promise((r) => setImmediate(r));
     },
   });
   const api: Server = createControllerServer({

@@ -206,7 +206,7 @@ describe('DATAPLANE=haproxy', { skip, timeout: 120_000 }, () => {
 });
 
 describe('the HAProxy configuration', { skip }, () => {
-  it('is valid for this haproxy (haproxy -c), with and without BREAKER_COUNT_5XX, COMPRESSION and RESPONSE_CACHE_BYTES', () => {
+  it('is valid for this haproxy (haproxy -c), with and without BREAKER_COUNT_5XX, COMPRESSION, RESPONSE_CACHE_BYTES, TRUSTED_PROXIES and SESSION_AFFINITY', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ygg-hapcfg-'));
     try {
       for (const count5xx of [false, true]) {
@@ -218,6 +218,8 @@ describe('the HAProxy configuration', { skip }, () => {
             errorDir: dir,
             compress: count5xx,
             cacheBytes: count5xx ? 5 * 1024 * 1024 + 1 : 0,
+            trustedProxies: count5xx ? ['127.0.0.1', '10.0.0.0/8', '::1'] : [],
+            sessionAffinity: !count5xx,
             slots: 22,
             server: { maxConcurrency: 80, queueMax: 1000, healthIntervalMs: 30_000, failures: 5, count5xx },
           }),
@@ -229,6 +231,41 @@ describe('the HAProxy configuration', { skip }, () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('DATAPLANE=haproxy with TRUSTED_PROXIES and SESSION_AFFINITY=false', {
+  skip,
+  timeout: 120_000,
+}, () => {
+  let p: Platform;
+  before(async () => {
+    p = await bootPlatform({
+      DATAPLANE: 'haproxy',
+      TRUSTED_PROXIES: '127.0.0.1',
+      SESSION_AFFINITY: 'false',
+      MIN_INSTANCES: '2',
+      MAX_INSTANCES: '2',
+    });
+    await p.controller.waitForReady(2, 30_000);
+  });
+  after(() => p?.stop());
+
+  it("a trusted proxy's X-Forwarded-* are kept (For extended); a session is not pinned", async () => {
+    const r = await request(`${p.lbUrl}/api/echo`, {
+      headers: {
+        'x-forwarded-for': '6.6.6.6',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'agents.example',
+      },
+    });
+    const echoed = (await r.body.json()) as { headers: Record<string, string> };
+    assert.equal(echoed.headers['x-forwarded-for'], '6.6.6.6, 127.0.0.1');
+    assert.equal(echoed.headers['x-forwarded-proto'], 'https');
+    assert.equal(echoed.headers['x-forwarded-host'], 'agents.example');
+    const seen = new Set<string>();
+    for (let i = 0; i < 8; i++) seen.add((await post(p, {}, { 'x-session-id': 'not-pinned' })).instance);
+    assert.equal(seen.size, 2, 'one session over both instances');
   });
 });
 
@@ -279,6 +316,14 @@ describe('DATAPLANE=haproxy failing over to the Node router', { skip, timeout: 1
           .sort();
       const before = agents();
       const first = await dataplaneOf(p);
+      const inflight = () =>
+        p.controller
+          .status()
+          .instances.map((i) => i.inflight)
+          .reduce((a, b) => a + b, 0);
+      // A request in flight through HAProxy when it dies: its count must not outlive HAProxy.
+      const slow = post(p, { workMs: 4000 }).catch(() => undefined);
+      await waitFor('HAProxy to report the slow request in flight', () => inflight() >= 1, 5000, 50);
       writeFileSync(flag, '');
       const startsBefore = startCount();
       process.kill(first.pid!, 'SIGKILL');
@@ -301,6 +346,8 @@ describe('DATAPLANE=haproxy failing over to the Node router', { skip, timeout: 1
         seen.add(r.instance);
       }
       assert.equal(seen.size, 2, 'by both instances');
+      await slow;
+      assert.equal(inflight(), 0, 'nothing in flight is left from the dead HAProxy');
       // HAProxy keeps failing to start: the port stays served, and the starts back off (200 ms after
       // the kill, then doubling: 4 by 3.3 s; without a backoff they would be dozens).
       await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 3300 - Date.now())));

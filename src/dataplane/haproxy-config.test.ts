@@ -60,6 +60,28 @@ describe('renderHaproxyConfig', () => {
       'server-template agent- 1-6 127.0.0.1:1 disabled maxconn 80 maxqueue 1000 check inter 30000 fall 3 rise 1 observe layer4 error-limit 5 on-error mark-down',
     );
   });
+  it("binds an inherited listening socket by its fd (HAProxy started on the Node router's socket)", () => {
+    assert.match(renderHaproxyConfig({ ...input, bind: { fd: 3 } }), /^ {2}bind fd@3$/m);
+  });
+
+  it('keeps the X-Forwarded-* of a TRUSTED_PROXIES peer, and of nobody else', () => {
+    const cfg = renderHaproxyConfig({ ...input, trustedProxies: ['127.0.0.1', '10.0.0.0/8', '::1'] });
+    assert.match(cfg, /acl trusted_proxy src 127\.0\.0\.1 10\.0\.0\.0\/8 ::1/);
+    assert.match(cfg, /del-header X-Forwarded-For unless trusted_proxy$/m);
+    assert.match(
+      cfg,
+      /set-header X-Forwarded-Proto http unless trusted_proxy \{ req\.hdr\(x-forwarded-proto\) -m found \}/,
+    );
+    const plain = renderHaproxyConfig(input);
+    assert.doesNotMatch(plain, /trusted_proxy/);
+    assert.match(plain, /del-header X-Forwarded-For$/m);
+  });
+
+  it('SESSION_AFFINITY=false: no stick table', () => {
+    assert.doesNotMatch(renderHaproxyConfig({ ...input, sessionAffinity: false }), /stick-table|stick on/);
+    assert.match(renderHaproxyConfig(input), /stick on req\.hdr\(x-session-id\)/);
+  });
+
   it('brackets an IPv6 bind address', () => {
     assert.match(renderHaproxyConfig({ ...input, bind: { host: '::1', port: 9 } }), /bind \[::1\]:9/);
   });

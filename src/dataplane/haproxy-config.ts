@@ -11,7 +11,11 @@
 import type { ErrorCode } from '../core/errors.js';
 
 export interface HaproxyConfigInput {
-  bind: { host: string; port: number };
+  /**
+   * The load balancer port: an address to bind, or a listening socket HAProxy inherits as this fd
+   * (the Node router's while it served the port: both accept until the router lets go, no gap).
+   */
+  bind: { host: string; port: number } | { fd: number };
   /** The Runtime API's unix socket. */
   socketPath: string;
   /** The Node router's internal port (loopback). */
@@ -21,6 +25,10 @@ export interface HaproxyConfigInput {
   /** Where the error files are (errorFiles() writes them). */
   errorDir: string;
   healthPath: string;
+  /** SESSION_AFFINITY: the stick table on X-Session-Id and ygg_session. @default true */
+  sessionAffinity?: boolean;
+  /** TRUSTED_PROXIES (addresses, CIDR ranges): their X-Forwarded-For/-Proto/-Host are kept, XFF extended. */
+  trustedProxies?: readonly string[];
   sessionTtlMs: number;
   queueTimeoutMs: number;
   requestTimeoutMs: number;
@@ -46,6 +54,11 @@ export interface ServerOptions {
   count5xx?: boolean;
 }
 
+function bindAddress(b: HaproxyConfigInput['bind']): string {
+  if ('fd' in b) return `fd@${b.fd}`;
+  return `${b.host.includes(':') ? `[${b.host}]` : b.host}:${b.port}`;
+}
+
 /** What every server has: the concurrency limit, the queue bound, health checks and ejection. */
 export function serverOptions(o: ServerOptions): string {
   return [
@@ -61,6 +74,9 @@ export function serverOptions(o: ServerOptions): string {
 const seconds = (ms: number) => `${Math.max(1, Math.ceil(ms))}ms`;
 
 export function renderHaproxyConfig(i: HaproxyConfigInput): string {
+  const trusted = (i.trustedProxies ?? []).length > 0;
+  const unlessTrusted = (header: string) =>
+    trusted ? ` unless trusted_proxy { req.hdr(${header}) -m found }` : '';
   return `# Written by Yggdrasil (DATAPLANE=haproxy); servers are added at run time through the Runtime API.
 global
   stats socket ${i.socketPath} mode 600 level admin
@@ -81,7 +97,7 @@ defaults
 ${EDGE_ERRORS.map((e) => `  errorfile ${e.status} ${i.errorDir}/${e.status}.http`).join('\n')}
 ${i.cacheBytes ? cacheSection(i.cacheBytes) : ''}
 frontend lb
-  bind ${i.bind.host.includes(':') ? `[${i.bind.host}]` : i.bind.host}:${i.bind.port}
+  bind ${bindAddress(i.bind)}
   # The edge, as the Node router's (edge.ts): OPTIONS * is answered here; CONNECT, the asterisk form
   # otherwise, an absolute form naming another authority than Host and HTTP/1.0 with a chunked body
   # get 400, a declared body over MAX_BODY_BYTES 413; HAProxy's own parse refusals get the same JSON.
@@ -92,13 +108,19 @@ frontend lb
   http-request deny deny_status 400 if { req.ver 1.0 } { req.hdr(transfer-encoding) -m found }
   http-request deny deny_status 413 if { req.hdr_val(content-length) gt ${i.maxBodyBytes} }
   http-request set-uri %[pathq] if { url_beg -i http:// https:// }
-  # Host is passed as sent; X-Forwarded-* are set here, over any client value (as the Node router does).
-  http-request del-header X-Forwarded-For
+  # Host is passed as sent; X-Forwarded-* are set here, over any client value (as the Node router
+  # does), but a TRUSTED_PROXIES peer's are kept (and its X-Forwarded-For extended with its address).
+${
+  trusted
+    ? `  acl trusted_proxy src ${(i.trustedProxies ?? []).join(' ')}
+`
+    : ''
+}  http-request del-header X-Forwarded-For${trusted ? ' unless trusted_proxy' : ''}
   http-request del-header Forwarded
   http-request del-header X-Yggdrasil-Tenant
   option forwardfor
-  http-request set-header X-Forwarded-Proto http
-  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header X-Forwarded-Proto http${unlessTrusted('x-forwarded-proto')}
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]${unlessTrusted('x-forwarded-host')}
   acl platform path /health /status /metrics
   acl platform path_beg /runs/ /agent/ /socket.io/
   acl async req.hdr(prefer) -m sub respond-async
@@ -109,11 +131,15 @@ frontend lb
 backend agents
   balance leastconn
   option httpchk GET ${i.healthPath}
-  # Session affinity: X-Session-Id, else the ygg_session cookie.
+${
+  i.sessionAffinity === false
+    ? '  # SESSION_AFFINITY=false: sessions are not pinned.\n'
+    : `  # Session affinity: X-Session-Id, else the ygg_session cookie.
   stick-table type string len 256 size 1m expire ${seconds(i.sessionTtlMs)}
   stick on req.hdr(x-session-id)
   stick on req.cook(ygg_session)
-  # Retried elsewhere only when the connection failed (nothing reached an instance).
+`
+}  # Retried elsewhere only when the connection failed (nothing reached an instance).
   retries ${i.maxRetries}
   option redispatch
   retry-on conn-failure

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { exponentialDelay } from '../core/backoff.js';
 import type { Logger } from '../core/logger.js';
 import { configError } from '../core/options.js';
 import type { PoolMember } from '../core/pool.js';
@@ -52,7 +53,9 @@ export interface HaproxyDataplaneOptions
 export interface Failover {
   /** Serve the load balancer port now (HAProxy has exited). */
   take(port: number): Promise<void>;
-  /** Give the port back (HAProxy is about to be started on it). */
+  /** The fd of the listening socket it serves the port on (HAProxy is started on that very socket). */
+  listener(): number | undefined;
+  /** Stop accepting (HAProxy accepts on the socket now); open connections finish. */
   release(): Promise<void>;
 }
 
@@ -73,6 +76,8 @@ const STAT_INTERVAL_MS = 250;
 const FIRST_RETRY_MS = 100;
 /** A HAProxy that died is started again after this, then twice as long each time it fails, up to 10 s. */
 const FIRST_RESTART_MS = 200;
+/** The fd a HAProxy started on the Node router's socket finds it at. */
+const INHERITED_FD = 3;
 
 export class HaproxyDataplane {
   /** Its configuration, error files and admin socket: made by start(), removed by close(). */
@@ -90,7 +95,6 @@ export class HaproxyDataplane {
   private closed = false;
   private port = 0;
   private metricsPort = 0;
-  private restartDelayMs = FIRST_RESTART_MS;
   /** Times HAProxy was found out of line with the pool, or a change failed, and was programmed again. */
   private resyncs = 0;
   /** The load balancer port is the failover's (HAProxy is down). */
@@ -115,32 +119,46 @@ export class HaproxyDataplane {
     this.metricsPort = await freePort('127.0.0.1');
     this.dir = mkdtempSync(join(tmpdir(), 'ygg-haproxy-'));
     this.runtime = new HaproxyRuntime(join(this.dir, 'admin.sock'));
-    const cfgPath = join(this.dir, 'haproxy.cfg');
     for (const f of errorFiles()) writeFileSync(join(this.dir, f.name), f.content);
-    writeFileSync(
-      cfgPath,
-      renderHaproxyConfig({
-        ...this.opts,
-        server: this.serverOptions(),
-        bind: { host: this.opts.host, port: where.port },
-        activatorPort: where.activatorPort,
-        metricsPort: this.metricsPort,
-        socketPath: join(this.dir, 'admin.sock'),
-        errorDir: this.dir,
-      }),
-    );
-    await this.launch(cfgPath);
+    // Two configurations, the same but for the bind: the address (first start, and after a crash the
+    // Node router could not cover), or the Node router's listening socket, inherited as fd 3.
+    for (const [file, bind] of [
+      [this.cfgPath(false), { host: this.opts.host, port: where.port }],
+      [this.cfgPath(true), { fd: INHERITED_FD }],
+    ] as const) {
+      writeFileSync(
+        file,
+        renderHaproxyConfig({
+          ...this.opts,
+          server: this.serverOptions(),
+          bind,
+          activatorPort: where.activatorPort,
+          metricsPort: this.metricsPort,
+          socketPath: join(this.dir, 'admin.sock'),
+          errorDir: this.dir,
+        }),
+      );
+    }
+    await this.launch();
     this.statTimer = setInterval(() => {
       this.readStats().catch(() => {});
     }, STAT_INTERVAL_MS);
     this.statTimer.unref();
   }
 
-  /** Starts the haproxy process and waits until its Runtime API answers. */
-  private async launch(cfgPath: string): Promise<void> {
-    const child = spawn(this.opts.binary ?? 'haproxy', ['-f', cfgPath, '-db'], {
+  private cfgPath(inherited: boolean): string {
+    return join(this.dir, inherited ? 'haproxy-fd.cfg' : 'haproxy.cfg');
+  }
+
+  /**
+   * Starts the haproxy process and waits until its Runtime API answers: on `listener` (a listening
+   * socket's fd, given to it as fd 3) when there is one, else on the address.
+   */
+  private async launch(listener?: number): Promise<void> {
+    const inherited = listener !== undefined;
+    const child = spawn(this.opts.binary ?? 'haproxy', ['-f', this.cfgPath(inherited), '-db'], {
       detached: true,
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'ignore', 'pipe', ...(inherited ? [listener] : [])],
     });
     this.child = child;
     child.stderr?.setEncoding('utf8');
@@ -163,16 +181,19 @@ export class HaproxyDataplane {
     child.once('exit', (code, signal) => {
       if (watchdog) stopWatchdog(watchdog);
       if (this.closed || this.child !== child || !up) return;
+      // What it had is gone with it: no server, nothing in flight or queued (the autoscaler and
+      // /status must not go on reading the last `show stat`).
+      this.servers.clear();
+      this.stats = new Map();
+      this.backendQueued = 0;
+      this.statsAt = Date.now();
       this.opts.logger.error(
-        { code, signal, stderr: this.stderr.split('\n').slice(-5), restartInMs: this.restartDelayMs },
+        { code, signal, stderr: this.stderr.split('\n').slice(-5), restarts: this.restarts },
         this.failover
           ? 'haproxy exited: the Node router serves the load balancer port until it is started again'
           : 'haproxy exited: the load balancer port is down until it is started again',
       );
-      void this.failOver().finally(() => {
-        setTimeout(() => void this.relaunch(cfgPath), this.restartDelayMs).unref();
-        this.restartDelayMs = Math.min(10_000, this.restartDelayMs * 2);
-      });
+      void this.failOver().finally(() => this.relaunchLater());
     });
     for (let i = 0; ; i++) {
       if (child.exitCode !== null || child.signalCode !== null) {
@@ -204,28 +225,47 @@ export class HaproxyDataplane {
     }
   }
 
-  /** After a crash: a new process (no servers yet), given the whole pool again. */
-  private async relaunch(cfgPath: string): Promise<void> {
+  private relaunchTimer: NodeJS.Timeout | undefined;
+  private restarts = 0;
+
+  /** The next start after a crash or a failed start: 200 ms, doubling up to 10 s. */
+  private relaunchLater(): void {
     if (this.closed) return;
-    if (this.failedOver) {
-      // The port must be free for HAProxy: the failover stops taking connections (open ones finish).
-      await this.failover!.release();
-      this.failedOver = false;
-    }
+    this.restarts++;
+    clearTimeout(this.relaunchTimer);
+    this.relaunchTimer = setTimeout(
+      () => void this.relaunch(),
+      exponentialDelay(this.restarts, FIRST_RESTART_MS, 10_000),
+    );
+    this.relaunchTimer.unref();
+  }
+
+  /**
+   * After a crash: a new process (no servers yet), given the whole pool again. Where the Node router
+   * serves the port, HAProxy starts on its very socket and the router lets go only once HAProxy
+   * answers: a client is never refused in between, and a failed start changes nothing.
+   */
+  private async relaunch(): Promise<void> {
+    if (this.closed) return;
+    const listener = this.failedOver ? this.failover?.listener() : undefined;
     try {
-      await this.launch(cfgPath);
+      await this.launch(listener);
     } catch (err) {
       this.opts.logger.error({ err }, 'haproxy could not be started again; trying later');
       await this.failOver();
-      setTimeout(() => void this.relaunch(cfgPath), this.restartDelayMs).unref();
-      this.restartDelayMs = Math.min(10_000, this.restartDelayMs * 2);
+      this.relaunchLater();
       return;
+    }
+    if (this.closed) return; // close() ends this process
+    if (this.failedOver) {
+      await this.failover!.release();
+      this.failedOver = false;
     }
     this.opts.logger.warn('haproxy started again; its servers are being added');
     this.servers.clear();
     this.sync(this.wanted);
     await this.applying;
-    this.restartDelayMs = FIRST_RESTART_MS;
+    this.restarts = 0;
   }
 
   /** The pool changed: bring HAProxy's servers in line (changes are applied in order, one at a time). */
@@ -343,9 +383,22 @@ export class HaproxyDataplane {
 
   private statsAt = 0;
 
+  /** A read in flight: the next tick skips (a hung HAProxy must not pile reads up behind it). */
+  private reading = false;
+
   private async readStats(): Promise<void> {
+    if (this.reading) return;
+    this.reading = true;
+    const child = this.child;
+    let text: string;
     const asked = Date.now();
-    const rows = parseShowStat(await this.runtime.command('show stat'));
+    try {
+      text = await this.runtime.command('show stat');
+    } finally {
+      this.reading = false;
+    }
+    if (this.child !== child || child?.exitCode !== null || child?.signalCode !== null) return; // it died meanwhile
+    const rows = parseShowStat(text);
     this.statsAt = asked;
     const next = new Map<string, ServerStat>();
     for (const r of rows) {
@@ -423,6 +476,7 @@ export class HaproxyDataplane {
     this.closed = true;
     if (this.statTimer) clearInterval(this.statTimer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.relaunchTimer);
     if (this.failedOver) await this.failover?.release();
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
