@@ -83,6 +83,8 @@ async function measure(kind: Kind, rounds: number, warmInstances: number): Promi
     // The client's connection and the router's code paths warmed first (what is measured is the claim).
     for (let i = 0; i < 20; i++) await (await fetch(`${p.lbUrl}/health`)).arrayBuffer();
     const sessions: string[] = [];
+    /** Each session's instance (/status names a session only by its tag). */
+    const instances: string[] = [];
     for (let r = 0; r < rounds; r++) {
       // Quiet first: nothing starting, and (warm) the warm instance ready.
       let warmId = '';
@@ -98,12 +100,13 @@ async function measure(kind: Kind, rounds: number, warmInstances: number): Promi
       if (warmInstances > 0 && first.instance !== warmId)
         throw new Error(`bench sessions: ${id} did not get the warm instance ${warmId}`);
       out.first.push(first.ms);
+      instances.push(first.instance);
     }
     // Every session idles past SESSION_IDLE_PAUSE_MS: paused. Then each one's next request resumes it,
     // and a second request (running again) is the comparison.
     await until('every session paused', async () => {
       const s = await status(p);
-      return sessions.every((id) => s.instances.some((i) => i.session === id && i.state === 'paused'));
+      return instances.every((id) => s.instances.some((i) => i.id === id && i.state === 'paused'));
     });
     for (const id of sessions) {
       out.resume.push((await timed(p, id)).ms);

@@ -176,6 +176,8 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
   // own there (the same routes and router). HAProxy is started again on that server's listening
   // socket (its fd), and the server stops accepting once HAProxy answers: the port is never closed.
   let fallback: Server | undefined;
+  /** Fallback servers closing (their open connections finishing): the stop waits for them. */
+  const fallbacksClosing = new Set<Promise<void>>();
   dataplane?.setFailover({
     async take(port) {
       const server = createLbServer(lbOptions);
@@ -190,7 +192,8 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
       fallback = undefined;
       if (!server) return;
       // It stops accepting at once (close() shuts its listener); its open connections finish.
-      void closeServer(server);
+      const closing = closeServer(server).finally(() => fallbacksClosing.delete(closing));
+      fallbacksClosing.add(closing);
     },
   });
   const api: Server = createControllerServer({
@@ -244,7 +247,14 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
     }
     controller.onPoolChange((members) => dataplane.sync(members));
   }
-  await controller.start();
+  try {
+    await controller.start();
+  } catch (err) {
+    // Nothing it started outlives the failed start: HAProxy, the ports, the instances so far.
+    await dataplane?.close();
+    await Promise.all([closeServer(lb), closeServer(api), controller.stop().catch(() => {})]);
+    throw err;
+  }
   // Dedicated sessions size the pool themselves (their instances plus the warm ones).
   if (sessions) sessions.start();
   else scaler.start();
@@ -272,7 +282,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
         feed.close();
         runs.close();
         await router.close();
-        await Promise.all([lbClosed, closeServer(api)]);
+        await Promise.all([lbClosed, closeServer(api), ...fallbacksClosing]);
       })();
       return stopped;
     },

@@ -153,12 +153,15 @@ describe('DATAPLANE=haproxy', { skip, timeout: 120_000 }, () => {
     const [victim] = [...(await serving())];
     const before = (await dataplaneOf(p)).resyncs ?? 0;
     assert.equal((await admin.command(`set server agents/${victim} state maint`)).trim(), '');
+    // Counted first: a request could reach the victim through the Node router (the activator, should
+    // HAProxy see no server up for a moment on a loaded machine) without HAProxy being fixed.
     await waitFor(
       'the lost server to be programmed again',
-      async () => (await serving()).has(victim!),
+      async () => ((await dataplaneOf(p)).resyncs ?? 0) > before && (await serving()).has(victim!),
       10_000,
       100,
     );
+    const afterLost = (await dataplaneOf(p)).resyncs ?? 0;
     const free = 'agent-6'; // slots: 2 × MAX_INSTANCES + 2, and this pool never gets that far
     await admin.command(`set server agents/${free} addr 127.0.0.1 port 9`);
     assert.equal((await admin.command(`set server agents/${free} state ready`)).trim(), '');
@@ -173,7 +176,7 @@ describe('DATAPLANE=haproxy', { skip, timeout: 120_000 }, () => {
       10_000,
       100,
     );
-    assert.ok(((await dataplaneOf(p)).resyncs ?? 0) >= before + 2, 'both were counted in /status');
+    assert.ok(((await dataplaneOf(p)).resyncs ?? 0) > afterLost, 'the stray one was counted in /status too');
     for (let i = 0; i < 10; i++)
       assert.equal((await post(p, {})).status, 200, 'nothing went to the stray slot');
   });

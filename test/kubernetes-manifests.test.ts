@@ -10,9 +10,10 @@ import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { loadPlatformConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
-import { createDriver } from '../src/roles/parts.js';
+import { createDriver, kubernetesOptions } from '../src/roles/parts.js';
 import type { ReplicaSnapshot } from '../src/runtime/driver.js';
-import type { KubernetesDriver } from '../src/runtime/kubernetes-driver.js';
+import { TEMPLATE_HASH } from '../src/runtime/kube-objects.js';
+import { agentManifests, type KubernetesDriver } from '../src/runtime/kubernetes-driver.js';
 import { type KubeEnv, startKubeEnv } from './helpers/kube/env.js';
 import { waitFor } from './helpers/platform.js';
 import { requireService } from './helpers/services.js';
@@ -78,11 +79,14 @@ describe('deploy/kubernetes manifests', () => {
   });
 
   it('agents.yaml is what the driver creates (regenerate: node --import tsx scripts/kube-agents-manifest.mts)', async () => {
-    const d = await driverFor({});
-    const m = d.manifests(1);
-    assert.deepEqual(byName('Deployment', 'yggdrasil-agents'), m.deployment);
+    // No cluster needed: what the driver would create for the default configuration.
+    const cfg = loadPlatformConfig({ DRIVER: 'kubernetes', DOCKER_OWNER: 'yggdrasil', LOG_LEVEL: 'info' });
+    const m = agentManifests(kubernetesOptions(cfg, createLogger('silent')), 1);
+    const { annotations, ...metadata } = m.deployment.metadata as { annotations: Record<string, string> };
+    assert.match(annotations[TEMPLATE_HASH] ?? '', /^[0-9a-f]{16}$/, 'the driver marks what it creates');
+    // The file's has no hash: applied from there it is the user's (only AGENT_IMAGE is rolled out to it).
+    assert.deepEqual(byName('Deployment', 'yggdrasil-agents'), { ...m.deployment, metadata });
     assert.deepEqual(byName('Service', 'yggdrasil-agents'), m.service);
-    await d.close();
   });
 
   it('secure by default: a token only for the controller, no public Service, every pod hardened', () => {
@@ -138,12 +142,24 @@ describe('deploy/kubernetes manifests', () => {
         '-o',
         'name',
       ]);
-      for (const d of docs)
-        assert.match(
-          got.stdout,
-          new RegExp(`/${d.metadata.name}\\b`),
-          `${d.kind} ${d.metadata.name} created`,
+      // `-o name` prints <resource>[.<group>]/<name>: each manifest's own kind and name, exactly.
+      const resource: Record<string, string> = {
+        Deployment: 'deployment.apps',
+        Service: 'service',
+        ConfigMap: 'configmap',
+        Role: 'role.rbac.authorization.k8s.io',
+        RoleBinding: 'rolebinding.rbac.authorization.k8s.io',
+        ServiceAccount: 'serviceaccount',
+        NetworkPolicy: 'networkpolicy.networking.k8s.io',
+      };
+      const lines = new Set(got.stdout.trim().split('\n'));
+      for (const d of docs) {
+        const want = `${resource[d.kind] ?? d.kind.toLowerCase()}/${d.metadata.name}`;
+        assert.ok(
+          lines.has(want),
+          `${d.kind} ${d.metadata.name} created (${want}); got ${[...lines].join(', ')}`,
         );
+      }
     });
 
     it('a Deployment applied from agents.yaml is adopted and scaled by the driver, with rbac.yaml’s rights', async () => {

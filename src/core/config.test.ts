@@ -93,23 +93,13 @@ describe('loadPlatformConfig', () => {
     },
     {
       name: 'a Kubernetes owner that starts with a digit (a Service name is DNS-1035)',
-      env: { DRIVER: 'kubernetes', DOCKER_OWNER: '1pool', KUBECONFIG: '/dev/null' },
+      env: { DRIVER: 'kubernetes', DOCKER_OWNER: '1pool' },
       want: /^DOCKER_OWNER=1pool cannot name a Kubernetes Deployment and Service .*a lower-case letter, then/,
     },
     {
       name: 'a Kubernetes owner with _ (a Docker name, not a DNS label)',
-      env: { DRIVER: 'kubernetes', DOCKER_OWNER: 'my_pool', KUBECONFIG: '/dev/null' },
+      env: { DRIVER: 'kubernetes', DOCKER_OWNER: 'my_pool' },
       want: /^DOCKER_OWNER=my_pool cannot name a Kubernetes/,
-    },
-    {
-      name: 'a KUBECONFIG that is not there',
-      env: { DRIVER: 'kubernetes', KUBECONFIG: '/nonexistent/kubeconfig' },
-      want: /^KUBECONFIG="\/nonexistent\/kubeconfig": no such file: give the kubeconfig file of the cluster$/,
-    },
-    {
-      name: 'LEADER_ELECTION=kubernetes with a KUBECONFIG list of which none exists',
-      env: { LEADER_ELECTION: 'kubernetes', KUBECONFIG: '/nonexistent/a:/nonexistent/b' },
-      want: /^KUBECONFIG="\/nonexistent\/a:\/nonexistent\/b": none of these files exists/,
     },
     {
       name: 'panic window longer than the stable one',

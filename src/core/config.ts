@@ -2,7 +2,7 @@
 // environment and an optional JSON file (YGG_CONFIG), validated once at start-up.
 import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseAddressList } from './address-list.js';
 import { parseAllowedHosts } from './allowed-hosts.js';
 import { parseEnvNames, readEnvFile } from './env-file.js';
@@ -450,10 +450,6 @@ export function loadPlatformConfig(
       `DOCKER_OWNER=${cfg.DOCKER_OWNER} cannot name a Kubernetes Deployment and Service (<owner>-agents): with DRIVER=kubernetes use a lower-case letter, then lower-case letters, digits and - (at most 49, not ending in -)`,
     ],
     [
-      usesKubernetes(cfg) && kubeconfigMissing(cfg.KUBECONFIG, env) !== undefined,
-      `KUBECONFIG=${JSON.stringify(cfg.KUBECONFIG)}: ${kubeconfigMissing(cfg.KUBECONFIG, env)}`,
-    ],
-    [
       cfg.PANIC_WINDOW_MS > cfg.STABLE_WINDOW_MS,
       `PANIC_WINDOW_MS=${cfg.PANIC_WINDOW_MS} > STABLE_WINDOW_MS=${cfg.STABLE_WINDOW_MS}: the panic window must be the shorter one`,
     ],
@@ -488,33 +484,6 @@ export function loadPlatformConfig(
     );
   }
   return cfg;
-}
-
-function usesKubernetes(cfg: PlatformConfig): boolean {
-  // LEADER_ELECTION=auto is kubernetes only with DRIVER=kubernetes.
-  return cfg.DRIVER === 'kubernetes' || cfg.LEADER_ELECTION === 'kubernetes';
-}
-
-/**
- * Why no cluster can be found, or undefined. client-node would otherwise fall back to
- * http://localhost:8080 without a word: a name to give here, or a file that is there, or a pod.
- */
-function kubeconfigMissing(value: string, env: NodeJS.ProcessEnv): string | undefined {
-  if (value !== '') {
-    const files = value.split(delimiter).filter((f) => f !== '');
-    if (files.some(isFile)) return undefined;
-    return `${files.length > 1 ? 'none of these files exists' : 'no such file'}: give the kubeconfig file of the cluster`;
-  }
-  if (isFile(join(homedir(), '.kube', 'config')) || env.KUBERNETES_SERVICE_HOST) return undefined;
-  return 'empty, no ~/.kube/config, and not in a pod (KUBERNETES_SERVICE_HOST unset): give the kubeconfig file of the cluster (DRIVER=kubernetes or LEADER_ELECTION=kubernetes)';
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
 }
 
 function isDirectory(path: string): boolean {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { haproxyInput } from '../../test/fixtures/haproxy-input.js';
+import { ERROR_CATALOGUE, type ErrorCode } from '../core/errors.js';
 import {
   addServerCommand,
   errorFiles,
@@ -93,14 +94,24 @@ describe('errorFiles', () => {
       const [head, body] = f.content.split('\r\n\r\n') as [string, string];
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
       assert.equal(f.name, `${status}.http`);
-      const parsed = JSON.parse(body) as { error: { code: string; message: string } };
-      assert.match(parsed.error.code, /^YGG_ERR_/);
+      const parsed = JSON.parse(body) as { error: { code: ErrorCode; message: string } };
+      assert.equal(ERROR_CATALOGUE[parsed.error.code]?.status, status, `${parsed.error.code} is a ${status}`);
       assert.match(head, new RegExp(`content-length: ${Buffer.byteLength(body)}`));
       if (status === 503) {
         assert.equal(parsed.error.code, 'YGG_ERR_CAPACITY');
         assert.match(head, /retry-after: 1/);
       }
     }
+  });
+});
+
+describe('the error files in the configuration', () => {
+  it('are all declared in defaults (so both backends answer JSON too), with 408 for a slow head', () => {
+    const cfg = renderHaproxyConfig(input);
+    const defaults = cfg.slice(cfg.indexOf('\ndefaults'), cfg.indexOf('\nfrontend lb'));
+    for (const f of errorFiles()) assert.ok(defaults.includes(`errorfile ${f.name.slice(0, 3)} `), f.name);
+    assert.equal(cfg.split('errorfile').length - 1, errorFiles().length, 'declared once each');
+    assert.ok(errorFiles().some((f) => f.name === '408.http'));
   });
 });
 

@@ -40,6 +40,8 @@ export interface HaproxyConfigInput {
   /** RESPONSE_CACHE_BYTES (0 or undefined = off): HAProxy's own cache, rounded up to whole MiB. */
   cacheBytes?: number;
   maxRetries: number;
+  /** DRAIN_TIMEOUT_MS: how long a stopping HAProxy lets open requests finish (hard-stop-after). */
+  drainTimeoutMs: number;
   /** Slots agent-1..agent-<slots> (the ids the controller gives out: up to MAX_INSTANCES and those draining). */
   slots: number;
   server: ServerOptions;
@@ -81,7 +83,7 @@ export function renderHaproxyConfig(i: HaproxyConfigInput): string {
 global
   stats socket ${i.socketPath} mode 600 level admin
   nbthread 1
-  hard-stop-after 30s
+  hard-stop-after ${seconds(i.drainTimeoutMs)}
 
 defaults
   mode http
@@ -93,8 +95,9 @@ defaults
   timeout server ${seconds(i.requestTimeoutMs)}
   timeout queue ${seconds(i.queueTimeoutMs)}
   timeout tunnel 1h
-  # Refusals before any backend (the frontend's rules, and HAProxy's own parser): JSON, as the router's.
-${EDGE_ERRORS.map((e) => `  errorfile ${e.status} ${i.errorDir}/${e.status}.http`).join('\n')}
+  # Every answer HAProxy makes itself (the frontend's rules, its parser, a queue or server that
+  # failed, in either backend): JSON with a stable code, as the router's.
+${[...EDGE_ERRORS, ...ERRORS].map((e) => `  errorfile ${e.status} ${i.errorDir}/${e.status}.http`).join('\n')}
 ${i.cacheBytes ? cacheSection(i.cacheBytes) : ''}
 frontend lb
   bind ${bindAddress(i.bind)}
@@ -145,7 +148,6 @@ ${
   retry-on conn-failure
 ${i.cacheBytes ? CACHE_RULES : ''}  http-response set-header X-Yggdrasil-Instance %s unless { res.cache_hit }
 ${i.compress ? `  # COMPRESSION=on: the Node router's types; never server-sent events (not listed).\n  compression algo gzip\n  compression type ${COMPRESSIBLE_TYPES}\n` : ''}  server-template agent- 1-${i.slots} 127.0.0.1:1 disabled ${serverOptions(i.server)}
-${ERRORS.map((e) => `  errorfile ${e.status} ${i.errorDir}/${e.status}.http`).join('\n')}
 
 backend activator
   server router 127.0.0.1:${i.activatorPort}
@@ -234,6 +236,12 @@ const EDGE_ERRORS: ErrorAnswer[] = [
     code: 'YGG_ERR_BAD_REQUEST',
     message:
       'the request is malformed or not one the load balancer serves (CONNECT, asterisk form, another authority, HTTP/1.0 chunked)',
+  },
+  {
+    status: 408,
+    reason: 'Request Timeout',
+    code: 'YGG_ERR_CLIENT_TIMEOUT',
+    message: 'the request head did not arrive within CLIENT_BODY_TIMEOUT_MS',
   },
   {
     status: 413,

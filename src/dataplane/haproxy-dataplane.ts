@@ -43,7 +43,6 @@ export interface HaproxyDataplaneOptions
   breakerFailures: number;
   /** BREAKER_COUNT_5XX. */
   breakerCount5xx?: boolean;
-  drainTimeoutMs: number;
   logger: Logger;
   /** The haproxy binary. @default 'haproxy' */
   binary?: string;
@@ -329,26 +328,33 @@ export class HaproxyDataplane {
   private async add(m: PoolMember): Promise<void> {
     const added = slotOf(m.id, this.opts.slots) === undefined;
     if (added) {
-      // Already there (a resync of one found in maintenance): it is set ready again below.
+      // Already there (a resync of one found in maintenance, or an earlier instance of that id not
+      // deleted yet): it takes this instance's address, then is set ready again below.
       const answer = await this.runtime.command(addServerCommand(m.id, m.endpoint, this.serverOptions()));
-      if (!/New server registered|already exists/i.test(answer)) {
+      if (/already exists/i.test(answer)) await this.setAddress(m);
+      else if (!/New server registered/i.test(answer)) {
         throw new Error(`haproxy refused \`add server agents/${m.id}\`: ${answer.trim()}`);
       }
       await this.expect(`enable health agents/${m.id}`, '');
       await this.expect(`set server agents/${m.id} state ready`, '');
     } else {
-      const [addr, ready] = fillSlotCommands(m.id, m.endpoint) as [string, string];
-      // It answers what changed, in words; anything else is a refusal (a name, not an address).
-      const answer = await this.runtime.command(addr);
-      if (!/changed|No need to change/i.test(answer)) {
-        throw new Error(
-          `haproxy refused the address of ${m.id} (${m.endpoint.host}:${m.endpoint.port}): ${answer.trim()}`,
-        );
-      }
-      await this.expect(ready, '');
+      await this.setAddress(m);
+      await this.expect((fillSlotCommands(m.id, m.endpoint) as [string, string])[1], '');
     }
     this.servers.set(m.id, { incarnation: m.incarnation, state: 'ready', added, at: Date.now() });
     this.opts.logger.debug({ instance: m.id, added }, 'haproxy: server ready');
+  }
+
+  /** Points the server at the instance's address. */
+  private async setAddress(m: PoolMember): Promise<void> {
+    const [addr] = fillSlotCommands(m.id, m.endpoint) as [string, string];
+    // It answers what changed, in words; anything else is a refusal (a name, not an address).
+    const answer = await this.runtime.command(addr);
+    if (!/changed|No need to change/i.test(answer)) {
+      throw new Error(
+        `haproxy refused the address of ${m.id} (${m.endpoint.host}:${m.endpoint.port}): ${answer.trim()}`,
+      );
+    }
   }
 
   /**
@@ -470,7 +476,10 @@ export class HaproxyDataplane {
     return n;
   }
 
-  /** Soft stop (no new connections, the open ones finish), then the process and its files go. */
+  /**
+   * Soft stop (no new connections, the open ones finish: DRAIN_TIMEOUT_MS at most, HAProxy's
+   * hard-stop-after, and a SIGKILL a second later), then the process and its files go.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -482,7 +491,7 @@ export class HaproxyDataplane {
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       child.kill('SIGUSR1');
-      const hard = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const hard = setTimeout(() => child.kill('SIGKILL'), this.opts.drainTimeoutMs + 1000);
       await exited;
       clearTimeout(hard);
     }

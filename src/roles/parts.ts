@@ -18,6 +18,7 @@ import type { RouterOptions } from '../router/router.js';
 import { RunService, type SharedRuns } from '../runs/run-service.js';
 import { agentEnvironment } from '../runtime/agent-env.js';
 import type { InstanceDriver, RuntimeDriver } from '../runtime/driver.js';
+import type { KubernetesDriverOptions } from '../runtime/kubernetes-driver.js';
 import { ProcessDriver } from '../runtime/process-driver.js';
 import type { PoolControl } from './pool-control.js';
 
@@ -50,18 +51,23 @@ function containerOptions(cfg: PlatformConfig) {
   };
 }
 
+/** DRIVER=kubernetes's options (also what `agentManifests` renders without a cluster). */
+export function kubernetesOptions(cfg: PlatformConfig, logger: Logger): KubernetesDriverOptions {
+  return {
+    ...containerOptions(cfg),
+    namespace: cfg.KUBE_NAMESPACE,
+    ...(cfg.KUBECONFIG ? { kubeconfig: cfg.KUBECONFIG } : {}),
+    healthPath: cfg.AGENT_HEALTH_PATH,
+    // The drain time, and 5 s more: the kill must not land as the drain ends.
+    graceSeconds: Math.ceil(cfg.DRAIN_TIMEOUT_MS / 1000) + 5,
+    logger,
+  };
+}
+
 export async function createDriver(cfg: PlatformConfig, deps: DriverDeps): Promise<RuntimeDriver> {
   if (cfg.DRIVER === 'kubernetes') {
     const { KubernetesDriver } = await import('../runtime/kubernetes-driver.js');
-    return new KubernetesDriver({
-      ...containerOptions(cfg),
-      namespace: cfg.KUBE_NAMESPACE,
-      ...(cfg.KUBECONFIG ? { kubeconfig: cfg.KUBECONFIG } : {}),
-      healthPath: cfg.AGENT_HEALTH_PATH,
-      // The drain time, and 5 s more: the kill must not land as the drain ends.
-      graceSeconds: Math.ceil(cfg.DRAIN_TIMEOUT_MS / 1000) + 5,
-      logger: deps.logger,
-    });
+    return new KubernetesDriver(kubernetesOptions(cfg, deps.logger));
   }
   if (cfg.DRIVER === 'swarm') {
     const { SwarmDriver } = await import('../runtime/swarm-driver.js');

@@ -60,6 +60,29 @@ export interface KubernetesDriverOptions {
   logger: Logger;
 }
 
+export interface AgentManifests {
+  deployment: Record<string, unknown>;
+  service: Record<string, unknown>;
+}
+
+/** What the driver creates for these options (no cluster needed: `yggdrasil export`, agents.yaml). */
+export function agentManifests(o: KubernetesDriverOptions, count: number): AgentManifests {
+  const objects = {
+    name: `${o.owner}-agents`,
+    owner: o.owner,
+    image: o.image,
+    env: o.env,
+    replicas: count,
+    healthPath: o.healthPath,
+    cpuLimit: o.cpuLimit,
+    memoryLimitBytes: o.memoryLimitBytes,
+    cpuReservation: o.cpuReservation,
+    memoryReservationBytes: o.memoryReservationBytes,
+    graceSeconds: o.graceSeconds ?? 10,
+  };
+  return { deployment: agentDeployment(objects), service: agentService(objects) };
+}
+
 /** Backoff of a watch that broke, or of a first sync that failed: 500 ms doubling to 10 s. */
 const RETRY_BASE_MS = 500;
 const RETRY_CAP_MS = 10_000;
@@ -231,22 +254,8 @@ export class KubernetesDriver implements ReplicaDriver {
   }
 
   /** The agents' Deployment and Service as this driver creates them (deploy/kubernetes/agents.yaml). */
-  manifests(count: number): { deployment: Record<string, unknown>; service: Record<string, unknown> } {
-    const o = this.opts;
-    const objects = {
-      name: this.name,
-      owner: o.owner,
-      image: o.image,
-      env: o.env,
-      replicas: count,
-      healthPath: o.healthPath,
-      cpuLimit: o.cpuLimit,
-      memoryLimitBytes: o.memoryLimitBytes,
-      cpuReservation: o.cpuReservation,
-      memoryReservationBytes: o.memoryReservationBytes,
-      graceSeconds: o.graceSeconds ?? 10,
-    };
-    return { deployment: agentDeployment(objects), service: agentService(objects) };
+  manifests(count: number): AgentManifests {
+    return agentManifests(this.opts, count);
   }
 
   private async create(count: number): Promise<void> {
