@@ -21,20 +21,21 @@ describe('SwarmDriver on a single-node swarm', { skip: requireService('swarm'), 
   let driver: SwarmDriver;
   let last: ReplicaSnapshot = { desired: 0, replicas: [] };
 
+  const options = {
+    image: 'yggdrasil/agent:latest',
+    owner,
+    env: { LOG_LEVEL: 'warn' },
+    cpuLimit: 0.5,
+    memoryLimitBytes: 256 * 1024 * 1024,
+    cpuReservation: 0.1,
+    memoryReservationBytes: 64 * 1024 * 1024,
+    publishPorts: true,
+    logger: createLogger('silent'),
+  };
+
   before(() => {
     ensureImages();
-    driver = new SwarmDriver({
-      image: 'yggdrasil/agent:latest',
-      owner,
-      env: { LOG_LEVEL: 'warn' },
-      cpuLimit: 0.5,
-      memoryLimitBytes: 256 * 1024 * 1024,
-      cpuReservation: 0.1,
-      memoryReservationBytes: 64 * 1024 * 1024,
-      publishPorts: true,
-      logger: createLogger('silent'),
-      pollMs: 200,
-    });
+    driver = new SwarmDriver({ ...options, pollMs: 200 });
     driver.watch((s) => {
       last = s;
     });
@@ -105,15 +106,7 @@ describe('SwarmDriver on a single-node swarm', { skip: requireService('swarm'), 
     });
     await new Promise<void>((r) => gate.listen(socketPath, r));
     const second = new SwarmDriver({
-      image: 'yggdrasil/agent:latest',
-      owner,
-      env: { LOG_LEVEL: 'warn' },
-      cpuLimit: 0.5,
-      memoryLimitBytes: 256 * 1024 * 1024,
-      cpuReservation: 0.1,
-      memoryReservationBytes: 64 * 1024 * 1024,
-      publishPorts: true,
-      logger: createLogger('silent'),
+      ...options,
       pollMs: 100,
       docker: new Docker({ socketPath, version: 'v1.41' }),
     });

@@ -70,7 +70,14 @@ describe('RunLog', () => {
   });
 
   it('bounded in bytes: finished runs go first, oldest first; with only active runs an append is refused', () => {
-    const l = log(10);
+    const evicted: string[] = [];
+    const l = new RunLog({
+      maxBytes: 10,
+      retentionMs: 60_000,
+      observer: (c) => {
+        if (c.kind === 'evict') evicted.push(c.id);
+      },
+    });
     for (const id of ['a', 'b']) {
       l.create(id, { method: 'GET', path: '/' }, 0);
       l.respond(id, 200, JSON_TYPE);
@@ -85,6 +92,7 @@ describe('RunLog', () => {
     assert.equal(l.get('b'), undefined);
     assert.equal(l.append('c', Buffer.alloc(1), 1), false, 'only the active run is left: full');
     assert.equal(l.bytes, 10);
+    assert.deepEqual(evicted, ['a', 'b'], 'the mirror is told of each eviction (Redis drops them too)');
   });
 
   it('a session has at most the one active run SESSION_MULTITASK looks at', () => {

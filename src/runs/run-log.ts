@@ -51,7 +51,9 @@ export type RunChange =
   | { kind: 'respond'; id: string; status: number; headers: Record<string, string>; sse: boolean }
   | { kind: 'event'; id: string; event: RunEvent }
   | { kind: 'body'; id: string; chunk: Buffer }
-  | { kind: 'finish'; run: RunRecord };
+  | { kind: 'finish'; run: RunRecord }
+  /** Dropped for room (RUN_LOG_MAX_BYTES) before its retention ran out: the mirror drops it too. */
+  | { kind: 'evict'; id: string };
 
 export interface RunLogOptions {
   /** RUN_LOG_MAX_BYTES: bodies and events of all runs together. */
@@ -237,7 +239,10 @@ export class RunLog {
     this.sweep(now);
     for (const r of this.runs.values()) {
       if (this.total + bytes <= this.opts.maxBytes) break;
-      if (r.finishedAt !== null) this.drop(r);
+      if (r.finishedAt !== null) {
+        this.drop(r);
+        this.opts.observer?.({ kind: 'evict', id: r.id });
+      }
     }
     return this.total + bytes <= this.opts.maxBytes;
   }

@@ -7,7 +7,8 @@
 // the run), followed by a PUBLISH of the run's id on <prefix>:runs:changed; followers read what is new
 // with XRANGE. A DELETE on another router is a PUBLISH on <prefix>:runs:cancel. Keys expire
 // RUN_RETENTION_MS after the run ends (RUN_TIMEOUT_MS + RUN_RETENTION_MS after it began, should its
-// router die first). When Redis is away the run goes on; its mirror misses those changes (logged).
+// router die first); a run the router evicts for room (RUN_LOG_MAX_BYTES) is deleted here too. When
+// Redis is away the run goes on; its mirror misses those changes (logged).
 // A run whose router is gone (no heartbeat in <prefix>:routers for 3 × ROUTER_HEARTBEAT_MS, or this
 // router's id again after a restart) can never finish: the first reader marks it failed
 // YGG_ERR_RUN_LOST, atomically (LOST below), so its followers end and a DELETE says it is over.
@@ -119,6 +120,12 @@ export class RedisRunLog implements SharedRuns {
 
   observe(change: RunChange): void {
     const k = this.opts.keys;
+    if (change.kind === 'evict') {
+      // Evicted for room here: gone for every router (Redis holds no more than RUN_LOG_MAX_BYTES either).
+      const id = change.id;
+      this.push((p) => p.del(k.run(id), k.runEvents(id), k.runBody(id)));
+      return;
+    }
     const id = change.kind === 'create' || change.kind === 'finish' ? change.run.id : change.id;
     const hash = k.run(id);
     switch (change.kind) {
