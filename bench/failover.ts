@@ -58,6 +58,14 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
     const restarted = agentsOf(after) === agentsOf(before) ? 0 : 1;
     const ms = (a?: number, b?: number) => (a !== undefined && b !== undefined ? Math.round(b - a) : -1);
     const nodeServedMs = ms(timeline.nodeAt, timeline.backAt);
+    // Which moment each failure belongs to (by when it was due): held by HAProxy when it died (due in
+    // the second before the kill), sent while nothing listened (kill → the Node router serving), or
+    // later (the Node router serving, and its handover back to HAProxy).
+    const phase = (from: number | undefined, to: number | undefined) =>
+      load.failedAt.filter((t) => (from === undefined || t >= from) && (to === undefined || t < to)).length;
+    const beforeKill = phase(undefined, timeline.killedAt);
+    const noListener = phase(timeline.killedAt, timeline.nodeAt);
+    const afterNode = phase(timeline.nodeAt, undefined);
     const row = {
       load: `${rate} req/s for ${seconds} s, HAProxy SIGKILLed at ${killAtMs} ms`,
       sent: load.sent,
@@ -66,20 +74,22 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
       'failed %': Math.round((load.errors / Math.max(1, load.sent)) * 10000) / 100,
       'kill → Node router serving (ms)': ms(timeline.killedAt, timeline.nodeAt),
       'Node router served (ms)': nodeServedMs,
+      'failed: held at the kill / no listener / Node router and handover': `${beforeKill} / ${noListener} / ${afterNode}`,
       'agents restarted': restarted,
     };
     return {
       title: 'HAProxy failover (DATAPLANE=haproxy)',
       rows: [row],
       notes: [
-        'Open loop (bench/open-loop.ts: each request on its schedule, whatever the answers do), POST /process to LB_PORT of `yggdrasil start` with DATAPLANE=haproxy and two reference agents. After the kill the Node router listens on the port until HAProxy is started again (200 ms later); it gives the port back just before that start.',
-        'What fails: the requests HAProxy held when it was killed (their connections reset) and those sent while neither listened (the moment after the kill, and the one while HAProxy binds again). None of them was retried by the client here.',
+        "Open loop (bench/open-loop.ts: each request on its schedule, whatever the answers do), POST /process to LB_PORT of `yggdrasil start` with DATAPLANE=haproxy and two reference agents. After the kill the Node router listens on the port until HAProxy is started again (200 ms later), on the router's own listening socket (bind fd@3): the router stops accepting only once HAProxy answers, so the handover back refuses nothing.",
+        "What fails, by when it was due: requests HAProxy held when it was killed (their connections reset; due before the kill), those sent while nothing listened (between the kill and the Node router serving: the port is HAProxy's until it dies), and any later (the Node router serving, then the handover; goal 0). None was retried by the client here.",
       ],
       figures: {
         sent: load.sent,
         failed: load.errors,
         killToNodeMs: Math.max(0, ms(timeline.killedAt, timeline.nodeAt)),
         nodeServedMs: Math.max(0, nodeServedMs),
+        failedAfterNode: afterNode,
         agentsRestarted: restarted,
       },
     };

@@ -29,6 +29,8 @@ export interface OpenLoopResult {
   errors: number;
   p50Ms: number;
   p99Ms: number;
+  /** When each failed request was due (performance.now() of this process). */
+  failedAt: number[];
 }
 
 export interface OpenLoopOptions {
@@ -51,6 +53,7 @@ async function schedule(url: string, opts: OpenLoopOptions): Promise<OpenLoopRes
   let ok = 0;
   let errors = 0;
   let sent = 0;
+  const failedAt: number[] = [];
   const inflight: Array<Promise<void>> = [];
   const t0 = performance.now();
   await new Promise<void>((resolve) => {
@@ -74,10 +77,14 @@ async function schedule(url: string, opts: OpenLoopOptions): Promise<OpenLoopRes
               await res.body.dump();
               latencies.push(performance.now() - scheduled);
               if (res.statusCode < 400) ok++;
-              else errors++;
+              else {
+                errors++;
+                failedAt.push(scheduled);
+              }
             })
             .catch(() => {
               errors++;
+              failedAt.push(scheduled);
             }),
         );
       }
@@ -88,5 +95,5 @@ async function schedule(url: string, opts: OpenLoopOptions): Promise<OpenLoopRes
   });
   await Promise.all(inflight);
   await pool.close();
-  return { sent, ok, errors, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
+  return { sent, ok, errors, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), failedAt };
 }

@@ -11,7 +11,7 @@ import { nextLimits } from './controller/scaling-limits.js';
 import { parseAllowedHosts } from './core/allowed-hosts.js';
 import { authFilePath, type PlatformConfig } from './core/config.js';
 import { YggError } from './core/errors.js';
-import { closeServer, listen } from './core/listen.js';
+import { closeServer, finishConnections, listen, stopAccepting } from './core/listen.js';
 import type { Logger } from './core/logger.js';
 import { isLiveFeedRequest, LiveFeed, routerTotals } from './observability/live-feed.js';
 import { controllerStatusPage, lbStatusPage } from './observability/status-page.js';
@@ -176,8 +176,8 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
   // own there (the same routes and router). HAProxy is started again on that server's listening
   // socket (its fd), and the server stops accepting once HAProxy answers: the port is never closed.
   let fallback: Server | undefined;
-  /** Fallback servers closing (their open connections finishing): the stop waits for them. */
-  const fallbacksClosing = new Set<Promise<void>>();
+  /** Fallback servers that stopped accepting (HAProxy has the port): their connections end on their own, or at the stop. */
+  const retired = new Set<Server>();
   dataplane?.setFailover({
     async take(port) {
       const server = createLbServer(lbOptions);
@@ -191,9 +191,11 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
       const server = fallback;
       fallback = undefined;
       if (!server) return;
-      // It stops accepting at once (close() shuts its listener); its open connections finish.
-      const closing = closeServer(server).finally(() => fallbacksClosing.delete(closing));
-      fallbacksClosing.add(closing);
+      // It stops accepting at once; its connections, idle keep-alive ones too, end on their own: a
+      // client reusing one is never cut (the handover refuses nothing).
+      stopAccepting(server);
+      retired.add(server);
+      server.once('close', () => retired.delete(server));
     },
   });
   const api: Server = createControllerServer({
@@ -282,7 +284,7 @@ export async function startPlatform(cfg: PlatformConfig, deps: PlatformDeps): Pr
         feed.close();
         runs.close();
         await router.close();
-        await Promise.all([lbClosed, closeServer(api), ...fallbacksClosing]);
+        await Promise.all([lbClosed, closeServer(api), ...[...retired].map(finishConnections)]);
       })();
       return stopped;
     },
