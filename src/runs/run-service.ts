@@ -83,6 +83,16 @@ export interface SharedRuns {
   onCancel(listener: (id: string) => void): void;
 }
 
+/** One run, from this router's log or the shared one: what GET, DELETE and the stream read. */
+interface RunSource {
+  id: string;
+  get(withBody: boolean): Promise<RunSummary | undefined>;
+  /** Cancels it (when not finished) and gives what it is now. */
+  cancel(): Promise<RunSummary | undefined>;
+  /** Replays after Last-Event-ID, then follows (an event-stream answer, checked by the caller). */
+  stream(req: IncomingMessage, res: ServerResponse): void;
+}
+
 /** How long DELETE on a router that does not run the run waits to see it cancelled. */
 const REMOTE_CANCEL_WAIT_MS = 2000;
 
@@ -296,59 +306,78 @@ export class RunService {
       );
       return true;
     }
-    const run = this.log.get(id);
-    const method = req.method ?? 'GET';
-    if (!run) {
-      if (this.opts.shared) {
-        this.routeShared(this.opts.shared, req, res, id, stream).catch((err: unknown) => {
-          this.opts.logger.warn({ err, run: id }, 'reading a run from the shared log failed');
-          sendError(res, new YggError('YGG_ERR_INTERNAL', 'the shared run log could not be read'));
-        });
-      } else sendError(res, new YggError('YGG_ERR_RUN_NOT_FOUND', `no run ${id}`));
+    const shared = this.opts.shared;
+    const source = this.log.get(id) ? this.localRun(id) : shared ? this.sharedRun(shared, id) : undefined;
+    if (!source) {
+      sendError(res, new YggError('YGG_ERR_RUN_NOT_FOUND', `no run ${id}`));
       return true;
     }
-    if (stream) {
-      if (method !== 'GET') sendError(res, notAllowed(method, path));
-      else this.stream(req, res, run);
-    } else if (method === 'GET' || method === 'HEAD') {
-      sendJson(res, 200, { run: viewOf(summaryOf(run, true)) });
-    } else if (method === 'DELETE') {
-      this.abort(id, 'cancelled', 'YGG_ERR_RUN_CANCELLED');
-      sendJson(res, 200, { run: viewOf(summaryOf(run, false)) });
-    } else {
-      sendError(res, notAllowed(method, path));
-    }
+    this.answer(req, res, path, stream, source).catch((err: unknown) => {
+      this.opts.logger.warn({ err, run: id }, 'reading a run from the shared log failed');
+      sendError(res, new YggError('YGG_ERR_INTERNAL', 'the shared run log could not be read'));
+    });
     return true;
   }
 
-  /** A run this router does not hold: from the shared log (another router runs or ran it). */
-  private async routeShared(
-    shared: SharedRuns,
+  /** GET (HEAD), DELETE, or GET …/stream of one run, wherever it is kept. */
+  private async answer(
     req: IncomingMessage,
     res: ServerResponse,
-    id: string,
+    path: string,
     stream: boolean,
+    source: RunSource,
   ): Promise<void> {
     const method = req.method ?? 'GET';
-    const path = `${PREFIX}${id}${stream ? '/stream' : ''}`;
-    let run = await shared.get(id, !stream && method !== 'DELETE');
-    if (!run) return sendError(res, new YggError('YGG_ERR_RUN_NOT_FOUND', `no run ${id}`));
-    if (stream) {
-      if (method !== 'GET') return sendError(res, notAllowed(method, path));
-      if (run.status !== null && !run.sse) return sendError(res, notAStream(run));
-      return this.streamShared(shared, req, res, id);
-    }
-    if (method === 'GET' || method === 'HEAD') return sendJson(res, 200, { run: viewOf(run) });
-    if (method !== 'DELETE') return sendError(res, notAllowed(method, path));
-    if (!isFinished(run.state)) {
-      await shared.cancel(id);
-      const deadline = this.now() + REMOTE_CANCEL_WAIT_MS;
-      while (run && !isFinished(run.state) && this.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 25));
-        run = (await shared.get(id, false)) ?? run;
-      }
-    }
-    sendJson(res, 200, { run: viewOf({ ...run, body: null }) });
+    const allowed = stream ? method === 'GET' : method === 'GET' || method === 'HEAD' || method === 'DELETE';
+    if (!allowed) return sendError(res, notAllowed(method, path));
+    const run = method === 'DELETE' ? await source.cancel() : await source.get(!stream);
+    if (!run) return sendError(res, new YggError('YGG_ERR_RUN_NOT_FOUND', `no run ${source.id}`));
+    if (!stream) return sendJson(res, 200, { run: viewOf(run) });
+    if (run.status !== null && !run.sse) return sendError(res, notAStream(run));
+    source.stream(req, res);
+  }
+
+  /** A run this router holds. */
+  private localRun(id: string): RunSource {
+    const summary = (withBody: boolean) => {
+      const r = this.log.get(id);
+      return r ? summaryOf(r, withBody) : undefined;
+    };
+    return {
+      id,
+      get: async (withBody) => summary(withBody),
+      cancel: async () => {
+        this.abort(id, 'cancelled', 'YGG_ERR_RUN_CANCELLED');
+        return summary(false);
+      },
+      stream: (req, res) => {
+        const r = this.log.get(id);
+        if (r) this.stream(req, res, r);
+        else sendError(res, new YggError('YGG_ERR_RUN_NOT_FOUND', `no run ${id}`));
+      },
+    };
+  }
+
+  /** A run this router does not hold: from the shared log (another router runs or ran it). */
+  private sharedRun(shared: SharedRuns, id: string): RunSource {
+    return {
+      id,
+      get: (withBody) => shared.get(id, withBody),
+      // Asked of the router that runs it; the answer shows the run once it says cancelled (2 s at most).
+      cancel: async () => {
+        let run = await shared.get(id, false);
+        if (run && !isFinished(run.state)) {
+          await shared.cancel(id);
+          const deadline = this.now() + REMOTE_CANCEL_WAIT_MS;
+          while (run && !isFinished(run.state) && this.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 25));
+            run = (await shared.get(id, false)) ?? run;
+          }
+        }
+        return run;
+      },
+      stream: (req, res) => this.streamShared(shared, req, res, id),
+    };
   }
 
   /** Another router's event stream: replayed after Last-Event-ID, then followed through pub/sub. */
@@ -434,11 +463,8 @@ export class RunService {
     this.sinks.get(id)?.destroy(); // 'close': forward() aborts the upstream request
   }
 
+  /** This router's event stream (answer() checked it is one): replayed, then followed. */
   private stream(req: IncomingMessage, res: ServerResponse, run: RunRecord): void {
-    if (run.status !== null && !run.sse) {
-      sendError(res, notAStream(run));
-      return;
-    }
     res.writeHead(200, SSE_HEADERS);
     const end = () => {
       res.end(runEnd(this.log.get(run.id)?.state ?? run.state));
