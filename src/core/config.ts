@@ -108,7 +108,7 @@ export const PLATFORM_OPTIONS = {
   ),
   DOCKER_OWNER: text(
     'yggdrasil',
-    'Value of the io.yggdrasil.owner label and container name prefix (DRIVER=docker).',
+    'Value of the io.yggdrasil.owner label and container name prefix (DRIVER=docker); the pool label and <owner>-agents names with DRIVER=swarm and kubernetes (kubernetes: a lower-case letter first, then lower-case letters, digits and -, at most 49).',
     'a name',
     /^[a-z0-9][\w.-]*$/,
   ),
@@ -120,7 +120,7 @@ export const PLATFORM_OPTIONS = {
   ),
   KUBECONFIG: text(
     '',
-    'kubeconfig file of the cluster (DRIVER=kubernetes). Empty = ~/.kube/config, or the service account of the pod the controller runs in.',
+    'kubeconfig file of the cluster (DRIVER=kubernetes). Empty = ~/.kube/config, or the service account of the pod the controller runs in; when none is there the start stops (exit 2) naming KUBECONFIG.',
     'a file path',
   ),
   DOCKER_PUBLISH_PORTS: bool(

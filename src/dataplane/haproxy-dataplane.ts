@@ -395,7 +395,6 @@ export class HaproxyDataplane {
   private async readStats(): Promise<void> {
     if (this.reading) return;
     this.reading = true;
-    const child = this.child;
     let text: string;
     const asked = Date.now();
     try {
@@ -403,7 +402,7 @@ export class HaproxyDataplane {
     } finally {
       this.reading = false;
     }
-    if (this.child !== child || child?.exitCode !== null || child?.signalCode !== null) return; // it died meanwhile
+    if (asked <= this.statsAt) return; // HAProxy died meanwhile: its exit reset the counts after this was asked
     const rows = parseShowStat(text);
     this.statsAt = asked;
     const next = new Map<string, ServerStat>();

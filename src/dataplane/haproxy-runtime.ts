@@ -1,20 +1,19 @@
 // HAProxy's Runtime API over its unix socket (the `stats socket … level admin`): one connection per
 // command, as the non-interactive mode wants, and one command at a time (they take turns here).
 import { createConnection } from 'node:net';
+import { Serial } from '../core/serial.js';
 
 /** How long one command may take. */
 const COMMAND_TIMEOUT_MS = 5000;
 
 export class HaproxyRuntime {
-  private turn: Promise<unknown> = Promise.resolve();
+  private readonly turns = new Serial();
 
   constructor(private readonly socketPath: string) {}
 
   /** Sends one command and resolves with HAProxy's whole answer. */
   command(line: string): Promise<string> {
-    const next = this.turn.then(() => this.send(line));
-    this.turn = next.catch(() => {});
-    return next;
+    return this.turns.run(() => this.send(line));
   }
 
   private send(line: string): Promise<string> {

@@ -6,6 +6,7 @@
 // It creates the Deployment and the Service when they are missing, and adopts them when they exist
 // (deploy/kubernetes/ ships them).
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AppsV1Api,
   CoreV1Api,
@@ -110,8 +111,8 @@ export class KubernetesDriver implements ReplicaDriver {
   private closed = false;
   /** Consecutive failures of each informer since it last ran (the backoff's attempt). */
   private readonly failures = new Map<Informer<KubernetesObject>, number>();
-  /** Pending restarts and retries, cleared by close(). */
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Aborted by close(): every pending retry and restart delay ends with it. */
+  private readonly closing = new AbortController();
 
   constructor(private readonly opts: KubernetesDriverOptions) {
     this.kc = loadKubeConfig(opts.kubeconfig);
@@ -318,22 +319,10 @@ export class KubernetesDriver implements ReplicaDriver {
     }
   }
 
-  /** A delay that close() cuts short. */
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        this.timers.delete(t);
-        this.wake.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.timers.add(t);
-      this.wake.add(done);
-    });
+  /** A delay that close() cuts short (resolves false then). */
+  private pause(ms: number): Promise<boolean> {
+    return sleep(ms, true, { signal: this.closing.signal }).catch(() => false);
   }
-
-  private readonly wake = new Set<() => void>();
 
   private async openInformers(): Promise<void> {
     const ns = this.opts.namespace;
@@ -387,7 +376,7 @@ export class KubernetesDriver implements ReplicaDriver {
     await Promise.all(informers.map((i) => i.start()));
     const unlisted = informers.filter((i) => !i.latestResourceVersion());
     if (firstErrors.length > 0 || unlisted.length > 0) {
-      const err = firstErrors[0] as (Error & { code?: number; body?: unknown }) | undefined;
+      const err = firstErrors[0] as Error | undefined;
       throw new Error(
         err
           ? `${err.message}${statusOf(err) === 403 ? ' (forbidden: the RBAC of deploy/kubernetes/rbac.yaml lets the controller list pods, endpointslices and deployments)' : ''}`
@@ -409,13 +398,11 @@ export class KubernetesDriver implements ReplicaDriver {
       { err: (err as Error)?.message, attempt, retryInMs: delay },
       `a Kubernetes watch broke (attempt ${attempt}); restarting it in ${delay} ms`,
     );
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      if (this.closed || !this.informers.includes(inf)) return;
+    void this.pause(delay).then((due) => {
+      if (!due || this.closed || !this.informers.includes(inf)) return;
       // An error of this start comes as another 'error' event, or as the rejection (watch refused).
       inf.start().catch((e: unknown) => this.broke(inf, e));
-    }, delay);
-    this.timers.add(t);
+    });
   }
 
   private async stopInformers(): Promise<void> {
@@ -470,10 +457,7 @@ export class KubernetesDriver implements ReplicaDriver {
   async close(): Promise<void> {
     this.closed = true;
     this.listeners.clear();
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    for (const w of this.wake) w();
-    this.wake.clear();
+    this.closing.abort();
     await this.starting?.catch(() => {});
     await this.stopInformers();
     this.markSynced();
