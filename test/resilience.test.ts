@@ -447,7 +447,7 @@ async function refuseConnections(p: Platform, id: string): Promise<void> {
   await waitFor(`${id} to refuse connections`, () => refuses(port));
   await waitFor(
     `the router to drop its connections to ${id}`,
-    () => p.router.upstreams.get(id)?.pool.stats.connected === 0,
+    () => p.router.upstreams.get(id)?.pool.size === 0,
   );
   assert.ok(isAlive(pid), `${id} should still run`);
 }

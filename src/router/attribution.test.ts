@@ -15,21 +15,34 @@ describe('classify', () => {
     want: string;
   }> = [
     { name: 'connection refused: unreached', error: err('ECONNREFUSED'), want: 'unreached' },
-    { name: 'connect timeout: unreached', error: err('UND_ERR_CONNECT_TIMEOUT'), want: 'unreached' },
+    { name: 'connect timeout: unreached', error: err('UPSTREAM_CONNECT_TIMEOUT'), want: 'unreached' },
+    {
+      name: 'the instance left the pool first: unreached',
+      error: err('UPSTREAM_POOL_CLOSED'),
+      want: 'unreached',
+    },
     { name: 'reset after connecting: the instance', error: err('ECONNRESET'), want: 'failed instance' },
-    { name: 'other side closed: the instance', error: err('UND_ERR_SOCKET'), want: 'failed instance' },
-    { name: 'headers timeout', error: err('UND_ERR_HEADERS_TIMEOUT'), want: 'failed instance timeout' },
-    { name: 'body timeout', error: err('UND_ERR_BODY_TIMEOUT'), want: 'failed instance timeout' },
-    { name: 'invalid argument: the router', error: err('UND_ERR_INVALID_ARG'), want: 'failed router' },
-    { name: 'not supported: the router', error: err('UND_ERR_NOT_SUPPORTED'), want: 'failed router' },
+    { name: 'other side closed: the instance', error: err('UPSTREAM_CLOSED'), want: 'failed instance' },
+    {
+      name: 'a malformed answer: the instance',
+      error: err('UPSTREAM_BAD_RESPONSE'),
+      want: 'failed instance',
+    },
+    { name: 'headers timeout', error: err('UPSTREAM_HEADERS_TIMEOUT'), want: 'failed instance timeout' },
+    { name: 'body timeout', error: err('UPSTREAM_BODY_TIMEOUT'), want: 'failed instance timeout' },
+    {
+      name: 'a router error: the router',
+      error: new YggError('YGG_ERR_INTERNAL', 'bug'),
+      want: 'failed router',
+    },
     {
       name: 'short client body: the client',
-      error: err('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'),
+      error: err('UPSTREAM_CONTENT_LENGTH_MISMATCH'),
       want: 'failed client',
     },
     {
       name: 'our body stream failed: the client, with its error',
-      error: err('UND_ERR_ABORTED'),
+      error: err('UPSTREAM_ABORTED'),
       bodyError: tooLarge,
       want: 'failed client',
     },

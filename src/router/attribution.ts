@@ -33,16 +33,17 @@ const UNREACHED = new Set([
   'ENETUNREACH',
   'ENOTFOUND',
   'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
+  'UPSTREAM_CONNECT_TIMEOUT',
+  'UPSTREAM_CONNECT_FAILED',
+  // The instance left the pool before the request was sent on it.
+  'UPSTREAM_POOL_CLOSED',
 ]);
-const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-/** undici refusing what the router asked of it: the request, not the instance, is at fault. */
-const ROUTER = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
-/** The client's body was shorter than it declared (it stopped sending). */
-const CLIENT = new Set(['UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
+const TIMEOUTS = new Set(['UPSTREAM_HEADERS_TIMEOUT', 'UPSTREAM_BODY_TIMEOUT']);
+/** The client's body did not match the length it declared (it stopped sending, or sent more). */
+const CLIENT = new Set(['UPSTREAM_CONTENT_LENGTH_MISMATCH']);
 
 /**
- * The outcome of an attempt that undici ended with `err`. `bodyError` is the error our own request
+ * The outcome of an attempt that the upstream pool (h1/) ended with `err`. `bodyError` is the error our own request
  * body stream failed with, when it did (the client's upload was too large, too slow or cut).
  */
 export function classify(
@@ -59,7 +60,7 @@ export function classify(
     headersSent: ctx.headersSent,
   });
   if (ctx.bodyError || CLIENT.has(code)) return failed('client', ctx.bodyError ?? err);
-  if (err instanceof YggError || ROUTER.has(code)) return failed('router');
+  if (err instanceof YggError) return failed('router');
   return failed('instance');
 }
 

@@ -1,10 +1,9 @@
-// Forwards one request to one instance on undici's pool.stream(), writing the answer straight into the
-// client's response (no buffering either way), and reports how it ended (attribution.ts says who is to
+// Forwards one request to one instance on its upstream pool (h1/upstream-pool.ts), writing the answer
+// straight into the client's response (no buffering either way), and reports how it ended (attribution.ts says who is to
 // blame). A client that goes away aborts the upstream request. The caller holds the slot (a Lease) and
 // releases it once this resolves; this module only reports the answer's start for the stall detector.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import { classify, type ForwardOutcome } from './attribution.js';
 import { downstreamHeaders } from './headers.js';
 import type { Lease } from './slot-pool.js';
@@ -26,6 +25,8 @@ export interface ForwardRequest {
   timeoutMs: number;
   /** Extra response headers (set before the instance's headers are written). */
   responseHeaders?: Record<string, string> | undefined;
+  /** A session cookie the router issues with this answer, beside any the instance sets. */
+  setCookie?: string | undefined;
   /** performance.now() when the request arrived (passed back to onHeaders). */
   started: number;
   /** Called when the instance's answer starts (its status and headers are written to the client). */
@@ -42,75 +43,68 @@ export interface AnswerShaper {
   sink(res: ServerResponse, status: number, headers: Record<string, string | string[]>): Writable;
 }
 
-/**
- * The smallest abort signal undici accepts (an EventTarget-shaped object): one plain object per
- * request instead of an AbortController, its AbortSignal and their event machinery (measured: ~4 % of
- * the router's CPU per request).
- */
-class RequestSignal {
-  aborted = false;
-  reason: unknown = undefined;
-  private listener: (() => void) | undefined;
-
-  addEventListener(_type: 'abort', listener: () => void): void {
-    this.listener = listener;
-  }
-
-  removeEventListener(): void {
-    this.listener = undefined;
-  }
-
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.listener?.();
-  }
-}
-
 export function forward(lease: Lease, f: ForwardRequest): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
     const { req, res } = f;
     const up = lease.up;
-    const ac = new RequestSignal();
     let headersSent = false;
+    let aborted = false;
     let settled = false;
     const onClose = () => {
-      if (!res.writableFinished) ac.abort();
+      if (res.writableFinished) return;
+      aborted = true;
+      exchange.abort();
     };
     res.once('close', onClose);
-    const done = (o: ForwardOutcome) => {
-      if (settled) return;
-      settled = true;
-      res.off('close', onClose);
-      resolve(o);
-    };
-    const opts: Dispatcher.RequestOptions = {
-      path: f.path,
-      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: f.headers,
-      body: f.body,
-      signal: ac as unknown as AbortSignal,
-      headersTimeout: f.timeoutMs,
-      bodyTimeout: f.timeoutMs,
-    };
-    up.pool.stream(
-      opts,
-      ({ statusCode, headers }) => {
-        headersSent = true;
-        lease.responded();
-        const out = downstreamHeaders(headers as Record<string, string | string[] | undefined>);
-        out[INSTANCE_HEADER] = up.id;
-        if (f.responseHeaders) Object.assign(out, f.responseHeaders);
-        const sink = f.shape ? f.shape.sink(res, statusCode, out) : res;
-        if (sink === res) res.writeHead(statusCode, out);
-        f.onHeaders?.(up.id, statusCode, f.started);
-        return sink;
+    const exchange = up.pool.dispatch(
+      {
+        path: f.path,
+        method: req.method ?? 'GET',
+        headers: f.headers,
+        body: f.body,
+        headersTimeoutMs: f.timeoutMs,
+        bodyTimeoutMs: f.timeoutMs,
       },
-      (err) => {
-        if (!err) return done({ kind: 'response', status: res.statusCode });
-        if (ac.aborted) return done({ kind: 'aborted' });
-        done(classify(err as Error & { code?: string }, { headersSent, bodyError: f.bodyError?.() }));
+      {
+        onHead(statusCode, headers) {
+          headersSent = true;
+          lease.responded();
+          const out = downstreamHeaders(headers);
+          out[INSTANCE_HEADER] = up.id;
+          if (f.responseHeaders) Object.assign(out, f.responseHeaders);
+          if (f.shape) {
+            // The cache judges the instance's own headers: the router's cookie is not the answer's
+            // (an answer that sets its own is not stored anyway).
+            if (f.setCookie) {
+              if (out['set-cookie'] === undefined) res.setHeader('set-cookie', f.setCookie);
+              else out['set-cookie'] = withCookie(out['set-cookie'], f.setCookie);
+            }
+            const sink = f.shape.sink(res, statusCode, out);
+            if (sink === res) res.writeHead(statusCode, out);
+            f.onHeaders?.(up.id, statusCode, f.started);
+            return sink;
+          }
+          // One object to writeHead and no setHeader before it: Node's fast path for the head.
+          if (f.setCookie) out['set-cookie'] = withCookie(out['set-cookie'], f.setCookie);
+          res.writeHead(statusCode, out);
+          f.onHeaders?.(up.id, statusCode, f.started);
+          return res;
+        },
+        onDone(err) {
+          if (settled) return;
+          settled = true;
+          res.off('close', onClose);
+          if (!err) return resolve({ kind: 'response', status: res.statusCode });
+          if (aborted) return resolve({ kind: 'aborted' });
+          resolve(classify(err, { headersSent, bodyError: f.bodyError?.() }));
+        },
       },
     );
   });
+}
+
+/** The instance's Set-Cookie values with the router's own added. */
+function withCookie(prior: string | string[] | undefined, cookie: string): string | string[] {
+  if (prior === undefined) return cookie;
+  return Array.isArray(prior) ? [...prior, cookie] : [prior, cookie];
 }

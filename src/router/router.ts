@@ -145,6 +145,7 @@ export class Router {
   private readonly bodyDeadline: { ms: number; clock: Deadlines };
   private sessionSweep: NodeJS.Timeout;
   private closing = false;
+  private readonly affinitySeries = new Map<string, { inc(): void }>();
   private readonly recorders = new Map<
     string,
     { count: { inc(): void }; time: { observe(v: number): void }; ttfb: { observe(v: number): void } }
@@ -572,9 +573,10 @@ export class Router {
       const { lease } = placed;
       const up = lease.up;
       if (placed.moved) movedOnce = true;
+      let setCookie: string | undefined;
       if (ex.issueSession) {
         const id = this.issueSession(up);
-        res.setHeader('set-cookie', sessionCookie(id));
+        setCookie = sessionCookie(id);
         headers[SESSION_HEADER] = id;
       }
       // A fresh lazy wrapper per attempt: an attempt that never connected leaves the body unread.
@@ -598,6 +600,7 @@ export class Router {
           bodyError: body?.failure,
           timeoutMs: ex.timeoutMs ?? this.opts.requestTimeoutMs,
           responseHeaders: movedOnce ? MOVED : undefined,
+          setCookie,
           started: ex.started,
           onHeaders: this.onHeaders,
           shape,
@@ -791,7 +794,7 @@ export class Router {
     if (write instanceof Promise) {
       write.catch((err: unknown) => this.opts.logger.warn({ err }, 'session store write failed'));
     }
-    this.metrics.affinity.inc({ result: kind });
+    this.affinityCount(kind).inc();
   }
 
   /** The binding an id issued by this router implies (instance and run), before any table entry. */
@@ -806,7 +809,7 @@ export class Router {
 
   /** A session id for a request that had none, naming the instance that serves it. */
   private issueSession(up: Upstream): string {
-    this.metrics.affinity.inc({ result: 'new' });
+    this.affinityCount('new').inc();
     return issueSessionId(up);
   }
 
@@ -829,6 +832,16 @@ export class Router {
   private readonly onHeaders = (instance: string, status: number, started: number): void => {
     this.recorder(instance, status).ttfb.observe((performance.now() - started) / 1000);
   };
+
+  /** The affinity counter's series for `kind`, made on first use (cached like the recorders). */
+  private affinityCount(kind: 'hit' | 'new' | 'moved'): { inc(): void } {
+    let c = this.affinitySeries.get(kind);
+    if (!c) {
+      c = this.metrics.affinity.labels({ result: kind });
+      this.affinitySeries.set(kind, c);
+    }
+    return c;
+  }
 
   /** Labelled children are cached: prom-client hashes the label set on every unlabelled call. */
   private recorder(instance: string, status: number) {

@@ -21,5 +21,7 @@ export function issuedTarget(id: string): { instanceId: string; incarnationPrefi
 }
 
 export function sessionCookie(id: string): string {
-  return `${SESSION_COOKIE}=${encodeURIComponent(id)}; Path=/; HttpOnly; SameSite=Lax`;
+  // An issued id is all cookie-safe characters already; any other is encoded.
+  const value = issuedTarget(id) ? id : encodeURIComponent(id);
+  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Lax`;
 }

@@ -1,9 +1,9 @@
-// The router's view of the pool: one undici connection pool per instance incarnation, with its in-flight
+// The router's view of the pool: one connection pool (h1/upstream-pool.ts) per instance incarnation, with its in-flight
 // count, circuit breaker and what the stall detector needs. Kept in sync with the controller's pool
 // members; a draining instance takes no new requests. Only the SlotPool changes `inflight` and `awaiting`.
-import { Pool } from 'undici';
 import { type PoolMember, urlOf } from '../core/pool.js';
 import { type BreakerOptions, CircuitBreaker } from './breaker.js';
+import { UpstreamPool } from './h1/upstream-pool.js';
 import type { Lease } from './slot-pool.js';
 
 export class Upstream {
@@ -28,7 +28,7 @@ export class Upstream {
   /** The stall detector's health check of this suspect is out / when the last one answered. */
   probing = false;
   probedAt: number | undefined;
-  readonly pool: Pool;
+  readonly pool: UpstreamPool;
   readonly origin: string;
   readonly breaker: CircuitBreaker;
 
@@ -42,12 +42,12 @@ export class Upstream {
     this.limit = connections;
     this.origin = urlOf(endpoint);
     this.breaker = new CircuitBreaker(breaker);
-    this.pool = new Pool(this.origin, {
-      connections,
-      pipelining: 1,
-      keepAliveTimeout: 60_000,
-      keepAliveMaxTimeout: 600_000,
-      connect: { timeout: 5_000 },
+    this.pool = new UpstreamPool({
+      host: endpoint.host,
+      port: endpoint.port,
+      connectTimeoutMs: 5_000,
+      keepAliveMs: 60_000,
+      keepAliveMaxMs: 600_000,
     });
   }
 }
