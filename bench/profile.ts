@@ -70,8 +70,8 @@ export async function run(opts: { quick: boolean }): Promise<BenchSection> {
     rows: top.map((f) => ({ frame: f.frame, 'share of busy CPU': `${round(f.share * 100, 1)} %` })),
     notes: [
       `\`yggdrasil start\` with one agent under wrk -c64 (${requests} requests); shares of the ${round(busyUs / 1000, 0)} ms the process was not idle (start-up included).`,
-      'Reading: `writev` is the system call that sends a request to the agent and an answer to the client (two per request, the minimum; strace -c counts 2 writev and 2 read per request). Its cost here dominates, ahead of garbage collection; the router’s own decision code (balancer, queue, sessions, breaker) does not reach the top of the list.',
-      'A bare undici `pool.stream()` proxy (no limits, no sessions) measured 48 µs of CPU per request on this machine (compare the router and nginx in the throughput table): the gap to nginx is mostly Node’s per-request I/O cost, not Yggdrasil’s logic. Reaching nginx would take a native data path (nginx/Envoy driven by this control plane), or more router processes than this 2-core machine can give while the agents share it.',
+      'Reading: `writeLatin1String` and `writev` are the system calls that send a request to the agent (its head and a small body as one string) and the answer to the client (Node writes the head and body with an empty end chunk, hence writev): two sends per request, the minimum. They dominate, ahead of garbage collection; the router’s own decision code (balancer, queue, sessions, breaker) does not reach the top of the list.',
+      'The router forwards on its own HTTP/1.1 client (src/router/h1: keep-alive connections, an incremental response parser), not undici’s `pool.stream()`: compare the router with the bare undici proxy in the throughput table. What is left of the gap to nginx is Node’s per-request I/O; the native data path for that is DATAPLANE=haproxy.',
     ],
     figures: { writevShare: share('writev'), gcShare: share('(garbage collector)') },
   };

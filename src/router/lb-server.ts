@@ -38,15 +38,16 @@ const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 export function createLbServer(opts: LbServerOptions): Server {
   const { router } = opts;
-  const local = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> => {
-    if (path !== '/health' && path !== '/status' && path !== '/metrics') return false;
+  const isLocal = (path: string) => path === '/health' || path === '/status' || path === '/metrics';
+  /** The platform's own routes (isLocal paths). */
+  const local = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(res, new YggError('YGG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`));
-      return true;
+      return;
     }
     if (path !== '/health' && opts.hosts && !opts.hosts.allows(req.headers.host)) {
       sendError(res, hostRefused(req.headers.host));
-      return true;
+      return;
     }
     if (path === '/health') {
       const h = opts.health();
@@ -58,7 +59,6 @@ export function createLbServer(opts: LbServerOptions): Server {
       res.writeHead(200, { 'content-type': router.metrics.registry.contentType });
       res.end(text);
     }
-    return true;
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
@@ -82,12 +82,12 @@ export function createLbServer(opts: LbServerOptions): Server {
         ? undefined
         : runs && wantsAsync(req)
           ? startRun(runs, req, res, url)
-          : local(req, res, path).then((done) => {
-              if (done) return;
-              // SESSION_MULTITASK: only while some run is active is a plain request's session looked at.
-              if (runs?.busy) return afterSessionRuns(runs, req, res, url, expectsContinue);
-              return router.proxy(req, res, url, expectsContinue);
-            });
+          : isLocal(path)
+            ? local(req, res, path)
+            : // SESSION_MULTITASK: only while some run is active is a plain request's session looked at.
+              runs?.busy
+              ? afterSessionRuns(runs, req, res, url, expectsContinue)
+              : router.proxy(req, res, url, expectsContinue);
     Promise.resolve(handled).catch((err: unknown) => {
       opts.logger.error({ err }, 'load balancer request failed');
       sendError(res, new YggError('YGG_ERR_INTERNAL', 'unexpected error in the router'));

@@ -310,6 +310,14 @@ describe('Host and forwarding headers', () => {
         const own = await fetch(`${p.lbUrl}/echo`, { headers: { 'x-session-id': 'mine' } });
         assert.equal(own.headers.get('set-cookie'), null);
         assert.equal(((await own.json()) as Echo).headers['x-session-id'], 'mine');
+        // An agent's own cookies go out beside the router's (Node used to let them replace it).
+        const both = await fetch(`${p.lbUrl}/cookie`);
+        const cookies = both.headers.getSetCookie();
+        assert.deepEqual(
+          cookies.map((c) => c.split('=')[0]),
+          ['agent_a', 'agent_b', 'ygg_session'],
+          `Set-Cookie: ${cookies.join(' | ')}`,
+        );
       },
     );
   });

@@ -122,7 +122,7 @@ export class Exchange {
     this.waitFor('UPSTREAM_HEADERS_TIMEOUT', req.headersTimeoutMs);
     body.on('data', this.onBodyData);
     body.once('end', this.onBodyEnd);
-    body.once('error', this.onBodyError);
+    body.on('error', this.onBodyError);
   }
 
   private readonly onBodyData = (chunk: Buffer): void => {
@@ -139,9 +139,11 @@ export class Exchange {
     }
     // While the body flows, the wait for the answer starts again with each part sent.
     this.waitFor('UPSTREAM_HEADERS_TIMEOUT', this.req.headersTimeoutMs);
-    const flowing = this.chunked
-      ? link.write(`${chunk.length.toString(16)}${CRLF}`, chunk) && link.write(CRLF)
-      : link.write(chunk);
+    let flowing: boolean;
+    if (this.chunked) {
+      const sized = link.write(`${chunk.length.toString(16)}${CRLF}`, chunk);
+      flowing = link.write(CRLF) && sized;
+    } else flowing = link.write(chunk);
     if (!flowing) {
       this.bodyStream!.pause();
       link.onDrain(() => this.bodyStream?.resume());
@@ -172,7 +174,10 @@ export class Exchange {
     this.bodyStream = undefined;
     b.off('data', this.onBodyData);
     b.off('end', this.onBodyEnd);
-    b.off('error', this.onBodyError);
+    // Its 'error' listener stays (a no-op once the exchange ended): a body that fails later, its client
+    // gone or too slow, must not be an uncaught error.
+    // Not all sent (an early answer, a failure): the rest is not read (the client's stream is let go).
+    if (!b.readableEnded) b.destroy();
   }
 
   private requestEnded(): void {
@@ -198,7 +203,8 @@ export class Exchange {
     }
     this.sink = sink;
     sink.on('error', this.onSinkError);
-    sink.on('close', this.onSinkClose);
+    // A client's response closing early is the caller's to see (it aborts); any other sink's is ours.
+    if (!(sink instanceof ServerResponse)) sink.on('close', this.onSinkClose);
     this.waitFor('UPSTREAM_BODY_TIMEOUT', this.req.bodyTimeoutMs);
   }
 
