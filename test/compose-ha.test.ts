@@ -115,7 +115,7 @@ describe('docker-compose --profile ha (CI override)', {
         method: 'POST',
         body: { input: `ha ${i}` },
       });
-      assert.equal(r.status, 200);
+      assert.equal(r.status, 200, `request ${i}: ${JSON.stringify(r.body)}`);
       assert.equal(r.headers['x-yggdrasil-instance'], 'agent-1');
     }
     const [a, b] = await Promise.all(
