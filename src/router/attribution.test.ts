@@ -35,6 +35,7 @@ describe('classify', () => {
       error: new YggError('YGG_ERR_INTERNAL', 'bug'),
       want: 'failed router',
     },
+    { name: 'an unsafe header: the router', error: err('UPSTREAM_INVALID_HEADER'), want: 'failed router' },
     {
       name: 'short client body: the client',
       error: err('UPSTREAM_CONTENT_LENGTH_MISMATCH'),

@@ -39,6 +39,8 @@ const UNREACHED = new Set([
   'UPSTREAM_POOL_CLOSED',
 ]);
 const TIMEOUTS = new Set(['UPSTREAM_HEADERS_TIMEOUT', 'UPSTREAM_BODY_TIMEOUT']);
+/** A header the router would send is unsafe (h1/request-head.ts): the request, not the instance. */
+const ROUTER = new Set(['UPSTREAM_INVALID_HEADER']);
 /** The client's body did not match the length it declared (it stopped sending, or sent more). */
 const CLIENT = new Set(['UPSTREAM_CONTENT_LENGTH_MISMATCH']);
 
@@ -60,7 +62,7 @@ export function classify(
     headersSent: ctx.headersSent,
   });
   if (ctx.bodyError || CLIENT.has(code)) return failed('client', ctx.bodyError ?? err);
-  if (err instanceof YggError) return failed('router');
+  if (err instanceof YggError || ROUTER.has(code)) return failed('router');
   return failed('instance');
 }
 

@@ -323,6 +323,36 @@ describe('Host and forwarding headers', () => {
   });
 });
 
+describe('header injection', () => {
+  it('a session cookie that decodes to CR LF never splits the request to the agent', async () => {
+    await withCountingPlatform(
+      { MIN_INSTANCES: '1', MAX_INSTANCES: '1' },
+      () => ({}),
+      async (p) => {
+        await p.controller.waitForReady(1, 15_000);
+        const port = portOf(p.lbUrl);
+        // Decoded, the id would end the X-Session-Id line and smuggle a header and a second request.
+        const evil = 'a%0d%0aX-Evil:%201%0d%0a%0d%0aGET%20/echo/smuggled%20HTTP/1.1%0d%0aHost:%20x';
+        const answers = await exchange(
+          port,
+          `GET /echo HTTP/1.1\r\nHost: lb\r\nCookie: ygg_session=${evil}\r\nConnection: close\r\n\r\n`,
+        );
+        assert.equal(answers.length, 1, 'one answer');
+        const [res] = answers;
+        if (ON_HAPROXY) {
+          // HAProxy passes the cookie as sent (encoded): nothing to split.
+          assert.equal(res!.status, 200);
+          assert.equal((JSON.parse(res!.body) as Echo).headers['x-evil'], undefined);
+        } else {
+          assert.equal(res!.status, 400, res!.body);
+          assert.equal(errorCode(res!.body), 'YGG_ERR_BAD_REQUEST');
+        }
+        await breakersUntouched(p);
+      },
+    );
+  });
+});
+
 describe('timeouts', () => {
   it('a GET that times out ran once, on one instance, and the client waited one REQUEST_TIMEOUT_MS', async () => {
     await withCountingPlatform(

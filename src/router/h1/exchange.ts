@@ -103,7 +103,13 @@ export class Exchange {
       isBuffer ? body : body ? 'stream' : null,
       req.headers['content-length'],
     );
-    const head = requestHead(req.method, req.path, req.headers, host, framing);
+    let head: string;
+    try {
+      head = requestHead(req.method, req.path, req.headers, host, framing);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
     if (isBuffer) {
       // A small body goes in the head's own write: one string, one send() (latin1 keeps every byte).
       if (body.length <= ONE_WRITE_BYTES) link.write(body.length ? head + body.toString('latin1') : head);

@@ -13,6 +13,13 @@ export type Framing =
 /** Methods whose empty body is still declared (`Content-Length: 0`), as undici and curl do. */
 const DECLARES_EMPTY = new Set(['POST', 'PUT', 'PATCH']);
 
+/** What may not be in a header value (RFC 9110 §5.5): it would end the line, or the head. */
+const UNSAFE_VALUE = /[\r\n\0]/;
+
+export class InvalidHeaderError extends Error {
+  readonly code = 'UPSTREAM_INVALID_HEADER';
+}
+
 const NONE: Framing = { kind: 'none' };
 const CHUNKED: Framing = { kind: 'chunked' };
 const EMPTY: Framing = { kind: 'length', bytes: 0 };
@@ -31,7 +38,9 @@ export function framingOf(
 
 /**
  * The request line and headers, ending in the blank line. `host` is used only when the headers have
- * none (an HTTP/1.0 client may send none; HTTP/1.1 requires one).
+ * none (an HTTP/1.0 client may send none; HTTP/1.1 requires one). Node's parser keeps CR and LF out of
+ * what a client sends, but not out of what the router derives from it (a session id decoded from its
+ * cookie): a value holding one throws InvalidHeaderError rather than split the request.
  */
 export function requestHead(
   method: string,
@@ -46,11 +55,16 @@ export function requestHead(
     if (name === 'content-length' || name === 'transfer-encoding') continue;
     if (name === 'host') sawHost = true;
     const v = headers[name]!;
-    if (typeof v === 'string') text += `${name}: ${v}\r\n`;
-    else for (const one of v) text += `${name}: ${one}\r\n`;
+    if (typeof v === 'string') text += `${name}: ${safe(name, v)}\r\n`;
+    else for (const one of v) text += `${name}: ${safe(name, one)}\r\n`;
   }
   if (!sawHost) text += `host: ${host}\r\n`;
   if (framing.kind === 'length') text += `content-length: ${framing.bytes}\r\n`;
   else if (framing.kind === 'chunked') text += 'transfer-encoding: chunked\r\n';
   return `${text}\r\n`;
+}
+
+function safe(name: string, value: string): string {
+  if (UNSAFE_VALUE.test(value)) throw new InvalidHeaderError(`the ${name} header holds a CR, LF or NUL`);
+  return value;
 }
