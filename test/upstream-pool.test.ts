@@ -188,6 +188,14 @@ describe('upstream pool', () => {
     assert.equal(r.body.length, big.length);
   });
 
+  it('a client slower than the body timeout is no instance timeout (the wait stops while the sink is full)', async () => {
+    const { port } = await http((_req, res) => res.end('y'.repeat(256 * 1024)));
+    // Each write to the sink takes 150 ms: the socket stays paused longer than bodyTimeoutMs.
+    const r = await send(pool(port), { bodyTimeoutMs: 100 }, 150);
+    assert.equal(r.err, undefined);
+    assert.equal(r.body.length, 256 * 1024);
+  });
+
   it('abort closes the connection to the instance', async () => {
     let serverSawClose = false;
     const { port } = await http((req) => req.socket.on('close', () => (serverSawClose = true)));

@@ -77,15 +77,6 @@ export class Exchange {
     this.deadline = now() + connectTimeoutMs;
   }
 
-  get done(): boolean {
-    return this.ended;
-  }
-
-  /** The answer's head has arrived. */
-  get answered(): boolean {
-    return this.sink !== undefined;
-  }
-
   /** The connection that carries this exchange (from before it is open: a timeout must close it). */
   attach(link: ExchangeLink): void {
     this.link = link;
@@ -225,6 +216,8 @@ export class Exchange {
       return;
     }
     if (!sink.write(chunk) && !this.sinkPaused) {
+      // The client is the slow one now: no wait runs against the instance until the sink drains.
+      this.deadline = Number.POSITIVE_INFINITY;
       this.sinkPaused = true;
       this.link!.pause();
       this.sink!.once('drain', this.onSinkDrain);
@@ -250,6 +243,7 @@ export class Exchange {
 
   private readonly onSinkDrain = (): void => {
     this.sinkPaused = false;
+    if (this.link) this.deadline = this.now() + this.req.bodyTimeoutMs;
     this.link?.resume();
   };
 

@@ -71,15 +71,6 @@ export class ResponseParser {
     this.keepAlive = false;
   }
 
-  get done(): boolean {
-    return this.state === State.Done;
-  }
-
-  /** The head has been parsed (the answer has started). */
-  get started(): boolean {
-    return this.state !== State.Head;
-  }
-
   /** Feeds bytes; throws ResponseParseError on a malformed answer. */
   execute(data: Buffer): void {
     let buf = data;
