@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { alive, startPlatformProcess } from '../bench/procs.js';
+import { reapOrphans, SUPERVISOR_ENV } from '../src/runtime/orphans.js';
 import { countingAgent } from './helpers/agents.js';
 
 /** Pids of the watchdogs guarding the given process groups. */
@@ -31,7 +32,7 @@ describe('bench platform processes', () => {
     const p = await startPlatformProcess({
       MIN_INSTANCES: '2',
       MAX_INSTANCES: '2',
-      AGENT_COMMAND: countingAgent({}),
+      AGENT_COMMAND: `env -u ${SUPERVISOR_ENV} ${countingAgent({})}`,
     });
     const agents = p.agents.map((a) => a.pid);
     assert.equal(agents.length, 2);
@@ -39,7 +40,15 @@ describe('bench platform processes', () => {
     assert.equal(dogs.length, 2, 'one watchdog per agent');
     for (const d of dogs) process.kill(d, 'SIGSTOP');
     try {
-      const left = await p.kill();
+      // Any platform that starts meanwhile (tests run side by side) reaps orphans of a dead platform.
+      // That must not do kill()'s work here: the agents carry no supervisor mark, like a tree from
+      // before the mark, and one such reap runs while kill() waits.
+      const killing = p.kill();
+      await new Promise((r) =>
+        (p.child.exitCode ?? p.child.signalCode) ? r(null) : p.child.once('exit', r),
+      );
+      await reapOrphans(0);
+      const left = await killing;
       assert.equal(p.child.exitCode ?? p.child.signalCode, 'SIGKILL');
       assert.deepEqual(agents.filter(alive), [], 'no agent outlives the platform');
       assert.equal(left, 2, 'kill() reports the agents it had to end itself');
