@@ -20,8 +20,11 @@ export function issuedTarget(id: string): { instanceId: string; incarnationPrefi
   return m ? { instanceId: m[1]!, incarnationPrefix: m[2]! } : undefined;
 }
 
+/** Characters encodeURIComponent leaves as they are, and a cookie value may hold. */
+const COOKIE_SAFE = /^[\w.-]+$/;
+
 export function sessionCookie(id: string): string {
   // An issued id is all cookie-safe characters already; any other is encoded.
-  const value = issuedTarget(id) ? id : encodeURIComponent(id);
+  const value = COOKIE_SAFE.test(id) ? id : encodeURIComponent(id);
   return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Lax`;
 }

@@ -190,6 +190,23 @@ describe('ResponseParser', () => {
     assert.equal(h.keepAlive, true);
   });
 
+  it('names in any case are one header; values lose only spaces and tabs around them', () => {
+    // Twice: the second answer takes its names from the parser's cache of names already seen.
+    for (let round = 0; round < 2; round++) {
+      const got = parse([
+        `${OK}X-Mixed: a\r\nx-MIXED:\t b \t\r\nX-Empty:\r\nX-Inner: c  d\r\nContent-Length: 0\r\n\r\n`,
+      ]);
+      const h = got.heads[0]!;
+      assert.deepEqual(h.headers['x-mixed'], ['a', 'b']);
+      assert.equal(h.headers['x-empty'], '');
+      assert.equal(h.headers['x-inner'], 'c  d');
+      assert.equal(got.ended, true);
+    }
+    for (const bad of ['Bad Name: x', ': x', 'NoColon', 'X(y): z']) {
+      assert.equal(parse([`${OK}${bad}\r\nContent-Length: 0\r\n\r\n`]).error, 'UPSTREAM_BAD_RESPONSE', bad);
+    }
+  });
+
   it('reads the same answer however the bytes are split', () => {
     const answers = [
       `${OK}Content-Length: 11\r\nX-A: 1\r\n\r\nhello world`,

@@ -45,6 +45,27 @@ enum State {
 const CRLF2 = Buffer.from('\r\n\r\n');
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/**
+ * Header names as sent → lowercased and checked. An instance sends the same few names on every
+ * answer: a lookup spares a lowercase copy, a regex and the interning of a new property key each.
+ */
+const NAMES = new Map<string, string>();
+const MAX_NAMES = 512;
+
+function headerName(raw: string): string {
+  const known = NAMES.get(raw);
+  if (known !== undefined) return known;
+  if (!TOKEN.test(raw))
+    throw new ResponseParseError(`malformed header name: ${JSON.stringify(raw.slice(0, 80))}`);
+  // A property key is interned: later compares and stores with it are a pointer's.
+  const name = Object.keys({ [raw.toLowerCase()]: 0 })[0]!;
+  if (NAMES.size < MAX_NAMES) NAMES.set(raw, name);
+  return name;
+}
+
+/** A space or a tab (optional whitespace around a header value). */
+const isOws = (c: number) => c === 32 || c === 9;
+
 export class ResponseParser {
   private state = State.Head;
   private pending: Buffer | undefined;
@@ -169,24 +190,33 @@ export class ResponseParser {
   }
 
   private head(text: string): void {
-    const lines = text.split('\r\n');
-    const status = statusOf(lines[0]!);
-    const http10 = lines[0]!.charCodeAt(7) === 48; // HTTP/1.0
+    const eol = text.indexOf('\r\n');
+    const statusLine = eol === -1 ? text : text.slice(0, eol);
+    const status = statusOf(statusLine);
+    const http10 = statusLine.charCodeAt(7) === 48; // HTTP/1.0
     const headers: ResponseHeaders = {};
     let length: number | undefined;
     let chunked = false;
     let hasTe = false;
     let close = http10;
     let keepAliveMs: number | undefined;
-    for (let i = 1; i < lines.length; i++) {
-      const l = lines[i]!;
-      const colon = l.indexOf(':');
-      if (colon <= 0)
-        throw new ResponseParseError(`malformed header line: ${JSON.stringify(l.slice(0, 80))}`);
-      const name = l.slice(0, colon).toLowerCase();
-      if (!TOKEN.test(name))
-        throw new ResponseParseError(`malformed header name: ${JSON.stringify(name.slice(0, 80))}`);
-      const value = l.slice(colon + 1).trim();
+    for (let at = eol; at !== -1; ) {
+      const from = at + 2;
+      const next = text.indexOf('\r\n', from);
+      const to = next === -1 ? text.length : next;
+      at = next;
+      const colon = text.indexOf(':', from);
+      if (colon <= from || colon >= to) {
+        throw new ResponseParseError(
+          `malformed header line: ${JSON.stringify(text.slice(from, Math.min(to, from + 80)))}`,
+        );
+      }
+      const name = headerName(text.slice(from, colon));
+      let start = colon + 1;
+      let end = to;
+      while (start < end && isOws(text.charCodeAt(start))) start++;
+      while (end > start && isOws(text.charCodeAt(end - 1))) end--;
+      const value = text.slice(start, end);
       const prior = headers[name];
       if (prior === undefined) headers[name] = value;
       else if (typeof prior === 'string') headers[name] = [prior, value];
@@ -283,13 +313,16 @@ function statusOf(line: string): number {
   return Number(code);
 }
 
+const DIGITS = /^\d{1,15}$/;
+
 function contentLength(value: string): number {
+  if (DIGITS.test(value)) return Number(value);
   // "5, 5" is one length sent twice.
   const parts = value.split(',');
   let n: number | undefined;
   for (const p of parts) {
     const t = p.trim();
-    if (!/^\d{1,15}$/.test(t))
+    if (!DIGITS.test(t))
       throw new ResponseParseError(`bad Content-Length: ${JSON.stringify(value.slice(0, 40))}`);
     const v = Number(t);
     if (n !== undefined && v !== n) throw new ResponseParseError('conflicting Content-Length');
