@@ -66,10 +66,11 @@ export function forward(lease: Lease, f: ForwardRequest): Promise<ForwardOutcome
         bodyTimeoutMs: f.timeoutMs,
       },
       {
-        onHead(statusCode, headers) {
+        onHead(statusCode, headers, connectionNames) {
           headersSent = true;
           lease.responded();
-          const out = downstreamHeaders(headers);
+          // The pool's headers are the answer's own already (no hop-by-hop ones): forwarded as they are.
+          const out = connectionNames.length === 0 ? headers : downstreamHeaders(headers, connectionNames);
           out[INSTANCE_HEADER] = up.id;
           if (f.responseHeaders) Object.assign(out, f.responseHeaders);
           if (f.shape) {

@@ -101,11 +101,15 @@ export function upstreamHeaders(
   return out;
 }
 
-/** Response headers to send back to the client: the instance's minus hop-by-hop ones. */
+/**
+ * Response headers to send back to the client: the instance's minus hop-by-hop ones, and minus the
+ * names its Connection header lists (or `connectionNames`, when that header was read already).
+ */
 export function downstreamHeaders(
   headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
+  connectionNames?: readonly string[],
 ) {
-  const extra = connectionTokens(headers.connection);
+  const extra = connectionNames ?? connectionTokens(headers.connection);
   const out: Record<string, string | string[]> = {};
   for (const key in headers) {
     if (HOP_BY_HOP.has(key) || (extra.length > 0 && extra.includes(key))) continue;

@@ -3,6 +3,7 @@
 // reproduces a defect seen before (issue 9: "What was seen").
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Platform } from '../../src/platform.js';
@@ -318,6 +319,40 @@ describe('Host and forwarding headers', () => {
           ['agent_a', 'agent_b', 'ygg_session'],
           `Set-Cookie: ${cookies.join(' | ')}`,
         );
+      },
+    );
+  });
+});
+
+describe('hop-by-hop headers of an answer', () => {
+  it('are not passed on: those RFC 9110 names, and the names its Connection header lists', async () => {
+    await withCountingPlatform(
+      { MIN_INSTANCES: '1', MAX_INSTANCES: '1' },
+      () => ({}),
+      async (p) => {
+        await p.controller.waitForReady(1, 15_000);
+        const res = await new Promise<{ status: number; headers: Record<string, unknown> }>(
+          (resolve, reject) => {
+            httpRequest(`${p.lbUrl}/hop`, (r) => {
+              r.resume();
+              r.on('end', () => resolve({ status: r.statusCode!, headers: r.headers }));
+            })
+              .on('error', reject)
+              .end();
+          },
+        );
+        assert.equal(res.status, 200);
+        assert.equal(res.headers['x-end'], '1', 'an end-to-end header goes on');
+        if (ON_HAPROXY) {
+          // HAProxy 2.6 drops none of these (the README's data-plane table says so).
+          assert.equal(res.headers['x-hop'], '1');
+          assert.equal(res.headers['proxy-authenticate'], 'Basic');
+          return;
+        }
+        assert.equal(res.headers['x-hop'], undefined, 'a header its Connection lists is hop-by-hop');
+        assert.equal(res.headers['proxy-authenticate'], undefined);
+        assert.equal(res.headers.trailer, undefined);
+        assert.notEqual(String(res.headers.connection).toLowerCase().includes('x-hop'), true);
       },
     );
   });

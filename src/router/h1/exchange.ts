@@ -23,7 +23,7 @@ export interface UpstreamRequest {
 
 export interface ExchangeHandler {
   /** The answer's head: returns where its body goes (it writes the head itself, or its sink does). */
-  onHead(status: number, headers: ResponseHeaders): Writable;
+  onHead(status: number, headers: ResponseHeaders, connectionNames: readonly string[]): Writable;
   /** The exchange ended: undefined when the answer was written whole and its sink finished. */
   onDone(err: UpstreamError | undefined): void;
 }
@@ -193,7 +193,7 @@ export class Exchange {
     if (this.ended) return;
     let sink: Writable;
     try {
-      sink = this.handler.onHead(head.status, head.headers);
+      sink = this.handler.onHead(head.status, head.headers, head.connectionNames);
     } catch (err) {
       this.fail(err as Error);
       return;

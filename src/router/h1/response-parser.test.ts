@@ -190,6 +190,21 @@ describe('ResponseParser', () => {
     assert.equal(h.keepAlive, true);
   });
 
+  it('reads hop-by-hop headers and leaves them out of the answer, with the names Connection lists', () => {
+    const got = parse([
+      `${OK}Connection: keep-alive, X-Hop\r\nConnection: x-two\r\nKeep-Alive: timeout=3\r\nX-Hop: 1\r\nTE: x\r\nTrailer: y\r\nUpgrade: z\r\nProxy-Authenticate: Basic\r\nX-End: 1\r\nContent-Length: 0\r\n\r\n`,
+    ]);
+    const h = got.heads[0]!;
+    assert.deepEqual(Object.keys(h.headers).sort(), ['content-length', 'x-end', 'x-hop']);
+    assert.deepEqual(h.connectionNames, ['x-hop', 'x-two']);
+    assert.equal(h.keepAliveMs, 3000);
+    assert.equal(h.keepAlive, true);
+    assert.deepEqual(
+      parse([`${OK}Connection: close\r\nContent-Length: 0\r\n\r\n`]).heads[0]!.connectionNames,
+      [],
+    );
+  });
+
   it('names in any case are one header; values lose only spaces and tabs around them', () => {
     // Twice: the second answer takes its names from the parser's cache of names already seen.
     for (let round = 0; round < 2; round++) {

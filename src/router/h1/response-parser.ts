@@ -7,9 +7,28 @@
 /** Response headers: lowercase names, a repeated header as an array (as undici and Node give them). */
 export type ResponseHeaders = Record<string, string | string[]>;
 
+/**
+ * Headers of the connection, not of the answer (RFC 9110 §7.6.1): read here, never passed on. The
+ * parser's headers are the end-to-end ones, ready to forward with no copy.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
 export interface ResponseHead {
   status: number;
+  /** The end-to-end headers: every header but the hop-by-hop ones. */
   headers: ResponseHeaders;
+  /** Other names the Connection header lists (hop-by-hop too: the forwarder drops them). */
+  connectionNames: readonly string[];
   /** The connection may carry another request after this answer. */
   keepAlive: boolean;
   /** The instance's `Keep-Alive: timeout=N`, in ms, when it sent one. */
@@ -200,6 +219,7 @@ export class ResponseParser {
     let hasTe = false;
     let close = http10;
     let keepAliveMs: number | undefined;
+    let connectionNames: string[] = NO_NAMES;
     for (let at = eol; at !== -1; ) {
       const from = at + 2;
       const next = text.indexOf('\r\n', from);
@@ -217,10 +237,12 @@ export class ResponseParser {
       while (start < end && isOws(text.charCodeAt(start))) start++;
       while (end > start && isOws(text.charCodeAt(end - 1))) end--;
       const value = text.slice(start, end);
-      const prior = headers[name];
-      if (prior === undefined) headers[name] = value;
-      else if (typeof prior === 'string') headers[name] = [prior, value];
-      else prior.push(value);
+      if (!HOP_BY_HOP.has(name)) {
+        const prior = headers[name];
+        if (prior === undefined) headers[name] = value;
+        else if (typeof prior === 'string') headers[name] = [prior, value];
+        else prior.push(value);
+      }
       switch (name) {
         case 'content-length': {
           // Repeated identical values are allowed (RFC 9110 §8.6); different ones are not.
@@ -238,6 +260,7 @@ export class ResponseParser {
           const v = value.toLowerCase();
           if (v.includes('close')) close = true;
           else if (http10 && v.includes('keep-alive')) close = false;
+          if (v !== 'keep-alive' && v !== 'close') connectionNames = [...connectionNames, ...namesIn(v)];
           break;
         }
         case 'keep-alive': {
@@ -257,7 +280,7 @@ export class ResponseParser {
     if (hasTe && length !== undefined) close = true;
     this.keepAlive = !close;
     const noBody = this.noBody || status === 204 || status === 304;
-    this.handler.onHead({ status, headers, keepAlive: !close, keepAliveMs });
+    this.handler.onHead({ status, headers, connectionNames, keepAlive: !close, keepAliveMs });
     if (noBody) {
       this.finish();
       return;
@@ -299,6 +322,16 @@ export class ResponseParser {
       this.remaining = size;
     }
   }
+}
+
+const NO_NAMES: string[] = [];
+
+/** The header names a Connection value lists, its own options (close, keep-alive) left out. */
+function namesIn(value: string): string[] {
+  return value
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '' && t !== 'close' && t !== 'keep-alive');
 }
 
 function statusOf(line: string): number {
