@@ -64,6 +64,10 @@ export class Exchange {
   /** The sink was ended with the body's last part. */
   private sinkEnded = false;
   private bodyStream: Readable | undefined;
+  private bodyListeners: { data: (chunk: Buffer) => void; end: () => void } | undefined;
+  private onSinkDrain: (() => void) | undefined;
+  private onSinkFinish: (() => void) | undefined;
+  private onSinkClose: (() => void) | undefined;
   private sent = 0;
   private declared = -1;
   private chunked = false;
@@ -117,12 +121,18 @@ export class Exchange {
     this.declared = framing.kind === 'length' ? framing.bytes : -1;
     this.bodyStream = body;
     this.waitFor('UPSTREAM_HEADERS_TIMEOUT', req.headersTimeoutMs);
-    body.on('data', this.onBodyData);
-    body.once('end', this.onBodyEnd);
-    body.on('error', this.onBodyError);
+    // Listeners are made only for what happens: most bodies are buffered, most sinks never fill.
+    const listeners = {
+      data: (chunk: Buffer) => this.onBodyData(chunk),
+      end: () => this.onBodyEnd(),
+    };
+    this.bodyListeners = listeners;
+    body.on('data', listeners.data);
+    body.once('end', listeners.end);
+    body.on('error', (err: Error) => this.fail(err));
   }
 
-  private readonly onBodyData = (chunk: Buffer): void => {
+  private onBodyData(chunk: Buffer): void {
     const link = this.link!;
     this.sent += chunk.length;
     if (this.declared >= 0 && this.sent > this.declared) {
@@ -145,9 +155,9 @@ export class Exchange {
       this.bodyStream!.pause();
       link.onDrain(() => this.bodyStream?.resume());
     }
-  };
+  }
 
-  private readonly onBodyEnd = (): void => {
+  private onBodyEnd(): void {
     if (this.ended) return;
     if (this.declared >= 0 && this.sent !== this.declared) {
       this.fail(
@@ -161,16 +171,16 @@ export class Exchange {
     if (this.chunked) this.link!.write(LAST_CHUNK);
     this.detachBody();
     this.requestEnded();
-  };
-
-  private readonly onBodyError = (err: Error): void => this.fail(err);
+  }
 
   private detachBody(): void {
     const b = this.bodyStream;
     if (!b) return;
     this.bodyStream = undefined;
-    b.off('data', this.onBodyData);
-    b.off('end', this.onBodyEnd);
+    const l = this.bodyListeners!;
+    this.bodyListeners = undefined;
+    b.off('data', l.data);
+    b.off('end', l.end);
     // Its 'error' listener stays (a no-op once the exchange ended): a body that fails later, its client
     // gone or too slow, must not be an uncaught error.
     // Not all sent (an early answer, a failure): the rest is not read (the client's stream is let go).
@@ -201,7 +211,16 @@ export class Exchange {
     this.sink = sink;
     sink.on('error', this.onSinkError);
     // A client's response closing early is the caller's to see (it aborts); any other sink's is ours.
-    if (!(sink instanceof ServerResponse)) sink.on('close', this.onSinkClose);
+    if (!(sink instanceof ServerResponse)) {
+      this.onSinkClose = () => {
+        if (!sink.writableFinished) {
+          this.fail(
+            upstreamError('UPSTREAM_SINK_CLOSED', 'the answer was closed before it was written whole'),
+          );
+        }
+      };
+      sink.on('close', this.onSinkClose);
+    }
     this.waitFor('UPSTREAM_BODY_TIMEOUT', this.req.bodyTimeoutMs);
   }
 
@@ -220,7 +239,12 @@ export class Exchange {
       this.deadline = Number.POSITIVE_INFINITY;
       this.sinkPaused = true;
       this.link!.pause();
-      this.sink!.once('drain', this.onSinkDrain);
+      this.onSinkDrain ??= () => {
+        this.sinkPaused = false;
+        if (this.link) this.deadline = this.now() + this.req.bodyTimeoutMs;
+        this.link?.resume();
+      };
+      sink.once('drain', this.onSinkDrain);
     }
   }
 
@@ -236,26 +260,13 @@ export class Exchange {
     const sink = this.sink!;
     if (sink.writableFinished) this.finish(undefined);
     else {
+      this.onSinkFinish = () => this.finish(undefined);
       sink.once('finish', this.onSinkFinish);
       if (!this.sinkEnded) sink.end();
     }
   }
 
-  private readonly onSinkDrain = (): void => {
-    this.sinkPaused = false;
-    if (this.link) this.deadline = this.now() + this.req.bodyTimeoutMs;
-    this.link?.resume();
-  };
-
-  private readonly onSinkFinish = (): void => this.finish(undefined);
-
   private readonly onSinkError = (err: Error): void => this.fail(err);
-
-  private readonly onSinkClose = (): void => {
-    if (!this.sink!.writableFinished) {
-      this.fail(upstreamError('UPSTREAM_SINK_CLOSED', 'the answer was closed before it was written whole'));
-    }
-  };
 
   // ---- endings -----------------------------------------------------------------------------------
 
@@ -297,9 +308,9 @@ export class Exchange {
     const sink = this.sink;
     if (sink) {
       // Its 'error' listener stays: a sink destroyed with an error still has someone to tell.
-      sink.off('close', this.onSinkClose);
-      sink.off('finish', this.onSinkFinish);
-      sink.off('drain', this.onSinkDrain);
+      if (this.onSinkClose) sink.off('close', this.onSinkClose);
+      if (this.onSinkFinish) sink.off('finish', this.onSinkFinish);
+      if (this.onSinkDrain) sink.off('drain', this.onSinkDrain);
     }
     this.handler.onDone(err);
   }
