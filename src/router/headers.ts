@@ -7,7 +7,8 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { type AddressList, unmapped } from '../core/address-list.js';
 import { SESSION_HEADER } from '../core/session.js';
 
-const HOP_BY_HOP = new Set([
+/** Headers of the connection, not of the message (RFC 9110 §7.6.1): never passed on, either way. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

@@ -2,7 +2,7 @@
 // body in the same write, or a stream with backpressure), the answer parsed as it arrives and written
 // into the sink its handler gives (backpressure the other way: a full sink pauses the socket), and
 // exactly one onDone: undefined once the sink has finished, else the error that ended the exchange.
-// The connection (h1/connection.ts) owns the socket; the exchange owns everything else of the request.
+// The connection (h1/upstream-pool.ts) owns the socket; the exchange owns everything else of the request.
 import { ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { framingOf, requestHead } from './request-head.js';

@@ -1,27 +1,14 @@
-// An incremental HTTP/1.1 response parser for the router's upstream connections (h1/connection.ts):
+// An incremental HTTP/1.1 response parser for the router's upstream connections (h1/upstream-pool.ts):
 // the status line and headers, then the body framed by Content-Length, chunked coding or the end of
 // the connection (RFC 9112 §6), with 1xx interim answers skipped and no body after HEAD, 204 or 304.
 // Pure: it is fed bytes and calls its handler; it never touches a socket or a clock. What it refuses
 // (a malformed head, conflicting lengths, a bad chunk) ends the exchange as the instance's failure.
+// Hop-by-hop headers (headers.ts) are read here and left out of the answer's headers, which are then
+// ready to forward with no copy.
+import { HOP_BY_HOP } from '../headers.js';
 
 /** Response headers: lowercase names, a repeated header as an array (as undici and Node give them). */
 export type ResponseHeaders = Record<string, string | string[]>;
-
-/**
- * Headers of the connection, not of the answer (RFC 9110 §7.6.1): read here, never passed on. The
- * parser's headers are the end-to-end ones, ready to forward with no copy.
- */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 export interface ResponseHead {
   status: number;
