@@ -275,5 +275,7 @@ export class UpstreamPool {
         c.socket.destroy();
       }
     }
+    // Nothing left to watch: no wakeups for an instance that gets no traffic (dispatch starts it again).
+    if (this.busy.size === 0 && this.idle.length === 0) this.stopTimer();
   };
 }
